@@ -1,0 +1,182 @@
+"""The DIXA_* settings: read from the environment once, validated before any request.
+
+Every bad value raises :class:`SettingsError` with one message that names the variable and says
+what is allowed. The token is held in :class:`Secret`, whose ``repr``/``str`` never show it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from urllib.parse import urlsplit
+
+DEFAULT_BASE_URL = "https://exports.dixa.io/v1/"
+DEFAULT_START_DATE = "2024-01-01"
+DEFAULT_BATCH_SIZE_DAYS = 31
+MAX_BATCH_SIZE_DAYS = 31
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_RETRY_BACKOFF_SECONDS = 60.0
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 300.0
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class SettingsError(ValueError):
+    """A setting has a value the project cannot use; the message names the variable."""
+
+
+class Secret:
+    """A string that never shows itself in logs, reprs or exception text."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself: only for the Authorization header."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class DixaSettings:
+    """Validated settings for one run; build with :meth:`from_env` or :meth:`from_values`."""
+
+    api_token: Secret = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    start_date: date = date.fromisoformat(DEFAULT_START_DATE)
+    batch_size_days: int = DEFAULT_BATCH_SIZE_DAYS
+    max_retries: int = DEFAULT_MAX_RETRIES
+    retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+
+    @classmethod
+    def from_values(
+        cls,
+        *,
+        api_token: str | None,
+        base_url: str | None = None,
+        start_date: str | None = None,
+        batch_size_days: str | int | None = None,
+        max_retries: str | int | None = None,
+        retry_backoff_seconds: str | float | None = None,
+        request_timeout_seconds: str | float | None = None,
+        require_token: bool = True,
+    ) -> DixaSettings:
+        """Validate raw values (strings from the environment, or typed config)."""
+        if require_token and not (api_token or "").strip():
+            raise SettingsError(
+                "DIXA_API_TOKEN is not set: export the Dixa API token "
+                "(Settings > Integrations > API tokens) before running."
+            )
+        return cls(
+            api_token=Secret((api_token or "").strip()),
+            base_url=parse_base_url(base_url or DEFAULT_BASE_URL),
+            start_date=parse_start_date(start_date or DEFAULT_START_DATE),
+            batch_size_days=parse_int(
+                "DIXA_BATCH_SIZE_DAYS", batch_size_days, DEFAULT_BATCH_SIZE_DAYS, 1,
+                MAX_BATCH_SIZE_DAYS,
+            ),
+            max_retries=parse_int("DIXA_MAX_RETRIES", max_retries, DEFAULT_MAX_RETRIES, 0, 20),
+            retry_backoff_seconds=parse_float(
+                "DIXA_RETRY_BACKOFF_SECONDS", retry_backoff_seconds,
+                DEFAULT_RETRY_BACKOFF_SECONDS, 0.0, 3600.0,
+            ),
+            request_timeout_seconds=parse_float(
+                "DIXA_REQUEST_TIMEOUT_SECONDS", request_timeout_seconds,
+                DEFAULT_REQUEST_TIMEOUT_SECONDS, 1.0, 3600.0,
+            ),
+        )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, require_token: bool = True
+    ) -> DixaSettings:
+        """Read and validate the DIXA_* variables."""
+        env = os.environ if environ is None else environ
+        return cls.from_values(
+            api_token=env.get("DIXA_API_TOKEN"),
+            base_url=env.get("DIXA_BASE_URL"),
+            start_date=env.get("DIXA_START_DATE"),
+            batch_size_days=env.get("DIXA_BATCH_SIZE_DAYS"),
+            max_retries=env.get("DIXA_MAX_RETRIES"),
+            retry_backoff_seconds=env.get("DIXA_RETRY_BACKOFF_SECONDS"),
+            request_timeout_seconds=env.get("DIXA_REQUEST_TIMEOUT_SECONDS"),
+            require_token=require_token,
+        )
+
+
+def parse_base_url(value: str) -> str:
+    """An http(s) URL ending in '/'; plain http only for localhost (the token must not leak)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"DIXA_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {value!r}."
+        )
+    if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+        raise SettingsError(
+            f"DIXA_BASE_URL uses plain http for {parts.hostname!r}: only https is allowed, "
+            "except for localhost/127.0.0.1 (the token would travel unencrypted)."
+        )
+    if parts.username or parts.password or parts.query:
+        raise SettingsError(
+            "DIXA_BASE_URL must not contain credentials or a query string; "
+            "the token goes in DIXA_API_TOKEN."
+        )
+    return value.strip().rstrip("/") + "/"
+
+
+def parse_start_date(value: str) -> date:
+    """A calendar date written YYYY-MM-DD."""
+    text = value.strip()
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(
+            f"DIXA_START_DATE must be a date written YYYY-MM-DD (e.g. 2024-01-01), got {value!r}."
+        ) from None
+
+
+def parse_int(name: str, value: str | int | None, default: int, low: int, high: int) -> int:
+    """A whole number in [low, high]; None or '' means the default."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise SettingsError(
+            f"{name} must be a whole number from {low} to {high} (default {default}), "
+            f"got {value!r}."
+        )
+    return number
+
+
+def parse_float(
+    name: str, value: str | float | None, default: float, low: float, high: float
+) -> float:
+    """A number of seconds in [low, high]; None or '' means the default."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise SettingsError(
+            f"{name} must be a number of seconds from {low:g} to {high:g} "
+            f"(default {default:g}), got {value!r}."
+        )
+    return number
