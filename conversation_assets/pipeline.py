@@ -20,7 +20,7 @@ from conversation_assets.settings import SettingsError
 
 PIPELINE_NAME = "dixa_conversation_export"
 DATASET_NAME = "dixa"
-DEFAULT_DUCKDB_FILE = Path("data") / "dixa.duckdb"
+DEFAULT_DUCKDB_FILE = Path("data") / "conversations.duckdb"
 SUPPORTED_DESTINATIONS = ("duckdb", "postgres")
 # Parquet end to end: never dlt's insert_values for DuckDB (many times slower, huge memory).
 LOADER_FILE_FORMAT = "parquet"
@@ -38,7 +38,7 @@ def destination_name(environ: Mapping[str, str] | None = None) -> str:
 
 
 def duckdb_file(environ: Mapping[str, str] | None = None) -> Path:
-    """The DuckDB file: ``DESTINATION__DUCKDB__CREDENTIALS`` or ``data/dixa.duckdb``."""
+    """The DuckDB file: ``DESTINATION__DUCKDB__CREDENTIALS`` or ``data/conversations.duckdb``."""
     env = os.environ if environ is None else environ
     return Path(env.get("DESTINATION__DUCKDB__CREDENTIALS") or DEFAULT_DUCKDB_FILE)
 

@@ -1,0 +1,152 @@
+"""The partitioned Dagster asset over the Dixa source: one monthly partition per run."""
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    BackfillPolicy,
+    FreshnessPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+)
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
+from dagster_dlt.translator import DltResourceTranslatorData
+
+from conversation_assets.dixa import RequestStats, dixa_source, source_for_window
+from conversation_assets.dixa.schema import (
+    INTEGER_FIELDS,
+    OBJECT_ARRAY_FIELDS,
+    STRING_ARRAY_FIELDS,
+    STRING_FIELDS,
+    TABLE_NAME,
+)
+from conversation_assets.dixa.windows import format_ms
+from conversation_assets.partitions import configured_start_date, monthly_partitions, partition_window
+from conversation_assets.pipeline import (
+    LOADER_FILE_FORMAT,
+    destination_name,
+    make_pipeline,
+    summarize,
+)
+from conversation_assets.resources import DixaResource
+
+ASSET_KEY = AssetKey(["dixa", TABLE_NAME])
+GROUP_NAME = "dixa"
+RUNS_DIR_VARIABLE = "DIXA_DLT_RUNS_DIR"
+DEFAULT_RUNS_DIR = Path("data") / "dlt_runs"
+FRESHNESS_FAIL_HOURS = float(os.environ.get("DIXA_FRESHNESS_FAIL_HOURS", "30"))
+FRESHNESS_WARN_HOURS = float(os.environ.get("DIXA_FRESHNESS_WARN_HOURS", "26"))
+
+
+def pool_name(destination: str) -> str:
+    """The concurrency pool of the asset: one per destination (DuckDB's limit stays 1)."""
+    return f"dixa_{destination}"
+
+
+class DixaTranslator(DagsterDltTranslator):
+    """Names the asset ``dixa/conversation_export`` and describes it; no upstream asset."""
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
+        default = super().get_asset_spec(data)
+        return default.replace_attributes(
+            key=ASSET_KEY,
+            deps=[],
+            group_name=GROUP_NAME,
+            description=(
+                "Dixa conversations from the exports API, one row per conversation (merged on "
+                "`id`, newest `updated_at` wins). Arrays load into child tables "
+                "`conversation_export__<field>`. Partition = calendar month of `updated_at`."
+            ),
+            kinds={"dlt", destination_name()},
+            owners=["team:data-engineering"],
+            tags={"source": "dixa"},
+            metadata={**default.metadata, "dagster/column_schema": column_schema()},
+            freshness_policy=FreshnessPolicy.time_window(
+                fail_window=timedelta(hours=FRESHNESS_FAIL_HOURS),
+                warn_window=timedelta(hours=FRESHNESS_WARN_HOURS),
+            ),
+        )
+
+
+def column_schema() -> TableSchema:
+    """The root table's declared columns, for the catalog."""
+    columns = [TableColumn(name, "bigint") for name in INTEGER_FIELDS]
+    columns += [TableColumn(name, "text") for name in STRING_FIELDS]
+    columns += [
+        TableColumn(name, "child table", description=f"{TABLE_NAME}__{name}")
+        for name in STRING_ARRAY_FIELDS + OBJECT_ARRAY_FIELDS
+    ]
+    return TableSchema(columns=columns)
+
+
+PARTITIONS = monthly_partitions(configured_start_date())
+
+
+@dlt_assets(
+    dlt_source=dixa_source(api_token="definition-time-placeholder"),
+    dlt_pipeline=make_pipeline(),
+    name="dixa_conversation_export",
+    dagster_dlt_translator=DixaTranslator(),
+    partitions_def=PARTITIONS,
+    # One run per partition: each partition gets its own window, metadata and retry.
+    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=1),
+    pool=pool_name(destination_name()),
+)
+def dixa_conversation_export(
+    context: AssetExecutionContext, dlt: DagsterDltResource, dixa: DixaResource
+) -> Iterator[MaterializeResult]:
+    """Load the partition's month of conversations with dlt and record what was loaded."""
+    settings = dixa.settings()
+    window = partition_window(context.partition_time_window, settings.start_date)
+    stats = RequestStats()
+    source = source_for_window(settings, window, stats=stats, logger=context.log)
+    run_dir = runs_dir() / context.run_id
+    pipeline = make_pipeline(pipelines_dir=run_dir)
+    context.log.info(f"Loading partition {context.partition_key}: updated_at in {window}")
+    for result in dlt.run(
+        context=context,
+        dlt_source=source,
+        dlt_pipeline=pipeline,
+        loader_file_format=LOADER_FILE_FORMAT,
+    ):
+        summary = summarize(pipeline)
+        yield result._replace(
+            metadata={
+                **(result.metadata or {}),
+                **partition_metadata(window.start_ms, window.end_ms, stats, summary),
+            }
+        )
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def partition_metadata(
+    start_ms: int, end_ms: int, stats: RequestStats, summary: Any
+) -> dict[str, Any]:
+    """Metadata of one partition's materialization (its own numbers, not a range's total)."""
+    return {
+        "window_start": MetadataValue.text(format_ms(start_ms)),
+        "window_end": MetadataValue.text(format_ms(end_ms)),
+        "window_start_ms": MetadataValue.int(start_ms),
+        "window_end_ms": MetadataValue.int(end_ms),
+        "rows_by_table": MetadataValue.json(summary.row_counts),
+        "conversations_loaded": MetadataValue.int(summary.conversations),
+        "conversations_received": MetadataValue.int(stats.records),
+        "requests": MetadataValue.int(stats.requests),
+        "retries": MetadataValue.int(stats.retries),
+        "bytes_received": MetadataValue.int(stats.bytes),
+        "dlt_load_id": MetadataValue.text(summary.load_ids[-1] if summary.load_ids else ""),
+    }
+
+
+def runs_dir() -> Path:
+    """Where each run gets its own dlt working folder (``DIXA_DLT_RUNS_DIR``)."""
+    return Path(os.environ.get(RUNS_DIR_VARIABLE) or DEFAULT_RUNS_DIR)
