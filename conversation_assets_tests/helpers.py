@@ -6,9 +6,10 @@ from typing import Any
 
 import duckdb
 
-from conversation_assets.dixa import RequestStats, source_for_window
+from conversation_assets import load
+from conversation_assets.dixa import RequestStats
 from conversation_assets.dixa.windows import Window, to_ms
-from conversation_assets.pipeline import LOADER_FILE_FORMAT, LoadSummary, make_pipeline, summarize
+from conversation_assets.pipeline import LoadSummary
 from conversation_assets.settings import DixaSettings
 
 
@@ -21,11 +22,7 @@ def load_window(
     window: Window, workdir: Path, logger: Any = None
 ) -> tuple[LoadSummary, RequestStats]:
     """Load ``window`` from the configured API into the configured destination."""
-    stats = RequestStats()
-    source = source_for_window(DixaSettings.from_env(), window, stats=stats, logger=logger)
-    pipeline = make_pipeline(pipelines_dir=workdir)
-    pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
-    return summarize(pipeline), stats
+    return load.load_window(DixaSettings.from_env(), window, workdir, logger=logger)
 
 
 def query(database: str | Path, sql: str) -> list[tuple[Any, ...]]:

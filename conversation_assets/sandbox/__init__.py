@@ -1,0 +1,14 @@
+"""A local stand-in for Dixa's exports API, for tests, demos and benchmarks.
+
+    with SandboxServer(token="t", data=SandboxData(per_day=100), now=now_ms) as server:
+        server.inject(Fault.status_code(429, retry_after=1))
+        ...  # GET f"{server.url}conversation_export?updated_after=...&updated_before=..."
+
+Run it on its own with ``python -m conversation_assets.sandbox --port 8765 --token TOKEN``.
+"""
+
+from conversation_assets.sandbox.data import SandboxData
+from conversation_assets.sandbox.faults import Fault
+from conversation_assets.sandbox.server import RequestRecord, SandboxServer
+
+__all__ = ["Fault", "RequestRecord", "SandboxData", "SandboxServer"]

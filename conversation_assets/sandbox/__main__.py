@@ -1,0 +1,76 @@
+"""``python -m conversation_assets.sandbox --port 8765 --token TOKEN [--fault 429x3 ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from conversation_assets.sandbox.data import SandboxData
+from conversation_assets.sandbox.faults import Fault
+from conversation_assets.sandbox.server import BOUNDS, SandboxServer
+
+
+def parse_now(text: str) -> int:
+    """``--now``: milliseconds since the epoch, or an ISO date/datetime (naive means UTC)."""
+    if text.isdigit():
+        return int(text)
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m conversation_assets.sandbox", description=__doc__
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("DIXA_API_TOKEN"),
+        help="the expected bearer token (default: $DIXA_API_TOKEN)",
+    )
+    parser.add_argument("--per-day", type=int, default=50, help="conversations per day")
+    parser.add_argument("--data-start", type=date.fromisoformat, default=date(2023, 1, 1))
+    parser.add_argument("--now", type=parse_now, help="server clock, ISO or ms (default: wall)")
+    parser.add_argument("--bounds", choices=BOUNDS, default="exclusive")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cache-dir", type=Path, help="keep answers as files and replay them")
+    parser.add_argument(
+        "--fault",
+        type=Fault.parse,
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="SPEC",
+        help="queue faults, e.g. 429x3:retry_after=1 cutoff:5000 (see faults.py)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("a token is required: --token or DIXA_API_TOKEN")
+    data = SandboxData(per_day=args.per_day, data_start=args.data_start, seed=args.seed)
+    server = SandboxServer(
+        args.token, data, args.host, args.port, args.bounds, args.now, args.cache_dir
+    )
+    server.inject(*args.fault)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    with server:
+        print(f"sandbox listening on {server.url}", flush=True)
+        while not stopping.wait(0.5):
+            pass
+
+
+if __name__ == "__main__":
+    main()
