@@ -33,7 +33,9 @@ def load_window(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--start", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
-    parser.add_argument("--end", type=date.fromisoformat, required=True, help="YYYY-MM-DD, excluded")
+    parser.add_argument(
+        "--end", type=date.fromisoformat, required=True, help="YYYY-MM-DD, not included"
+    )
     args = parser.parse_args(argv)
     settings = DixaSettings.from_env()
     window = Window(to_ms(args.start), to_ms(args.end))

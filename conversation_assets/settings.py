@@ -14,12 +14,14 @@ from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://exports.dixa.io/v1/"
 DEFAULT_START_DATE = "2024-01-01"
+DEFAULT_START = date(2024, 1, 1)
 DEFAULT_BATCH_SIZE_DAYS = 31
 MAX_BATCH_SIZE_DAYS = 31
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_RETRY_BACKOFF_SECONDS = 60.0
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 300.0
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+EXTRACT_FORMATS = ("arrow", "json")
 
 
 class SettingsError(ValueError):
@@ -53,11 +55,12 @@ class DixaSettings:
 
     api_token: Secret = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
-    start_date: date = date.fromisoformat(DEFAULT_START_DATE)
+    start_date: date = DEFAULT_START
     batch_size_days: int = DEFAULT_BATCH_SIZE_DAYS
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    extract_format: str = "arrow"
 
     @classmethod
     def from_values(
@@ -70,6 +73,7 @@ class DixaSettings:
         max_retries: str | int | None = None,
         retry_backoff_seconds: str | float | None = None,
         request_timeout_seconds: str | float | None = None,
+        extract_format: str | None = None,
         require_token: bool = True,
     ) -> DixaSettings:
         """Validate raw values (strings from the environment, or typed config)."""
@@ -83,18 +87,28 @@ class DixaSettings:
             base_url=parse_base_url(base_url or DEFAULT_BASE_URL),
             start_date=parse_start_date(start_date or DEFAULT_START_DATE),
             batch_size_days=parse_int(
-                "DIXA_BATCH_SIZE_DAYS", batch_size_days, DEFAULT_BATCH_SIZE_DAYS, 1,
+                "DIXA_BATCH_SIZE_DAYS",
+                batch_size_days,
+                DEFAULT_BATCH_SIZE_DAYS,
+                1,
                 MAX_BATCH_SIZE_DAYS,
             ),
             max_retries=parse_int("DIXA_MAX_RETRIES", max_retries, DEFAULT_MAX_RETRIES, 0, 20),
             retry_backoff_seconds=parse_float(
-                "DIXA_RETRY_BACKOFF_SECONDS", retry_backoff_seconds,
-                DEFAULT_RETRY_BACKOFF_SECONDS, 0.0, 3600.0,
+                "DIXA_RETRY_BACKOFF_SECONDS",
+                retry_backoff_seconds,
+                DEFAULT_RETRY_BACKOFF_SECONDS,
+                0.0,
+                3600.0,
             ),
             request_timeout_seconds=parse_float(
-                "DIXA_REQUEST_TIMEOUT_SECONDS", request_timeout_seconds,
-                DEFAULT_REQUEST_TIMEOUT_SECONDS, 1.0, 3600.0,
+                "DIXA_REQUEST_TIMEOUT_SECONDS",
+                request_timeout_seconds,
+                DEFAULT_REQUEST_TIMEOUT_SECONDS,
+                1.0,
+                3600.0,
             ),
+            extract_format=parse_choice("DIXA_EXTRACT_FORMAT", extract_format, EXTRACT_FORMATS),
         )
 
     @classmethod
@@ -111,6 +125,7 @@ class DixaSettings:
             max_retries=env.get("DIXA_MAX_RETRIES"),
             retry_backoff_seconds=env.get("DIXA_RETRY_BACKOFF_SECONDS"),
             request_timeout_seconds=env.get("DIXA_REQUEST_TIMEOUT_SECONDS"),
+            extract_format=env.get("DIXA_EXTRACT_FORMAT"),
             require_token=require_token,
         )
 
@@ -180,3 +195,11 @@ def parse_float(
             f"(default {default:g}), got {value!r}."
         )
     return number
+
+
+def parse_choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (case-insensitive); None or '' means the first."""
+    text = (value or choices[0]).strip().lower()
+    if text not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+    return text

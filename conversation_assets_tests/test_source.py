@@ -66,8 +66,9 @@ def test_custom_field_values_load_whether_string_or_array(
     load_window(Window(to_ms_date("2024-03-01"), to_ms_date("2024-03-03")), tmp_path / "run")
     database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
     (strings,) = query(
-        database, "SELECT COUNT(*) FROM dixa.conversation_export__custom_fields WHERE value IS NOT NULL"
-    )[0:1][0]
+        database,
+        "SELECT COUNT(*) FROM dixa.conversation_export__custom_fields WHERE value IS NOT NULL",
+    )[0]
     (array_items,) = query(
         database, "SELECT COUNT(*) FROM dixa.conversation_export__custom_fields__value"
     )[0]

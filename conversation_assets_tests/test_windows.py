@@ -1,5 +1,6 @@
 """Window slicing: pure arithmetic, no I/O."""
 
+import itertools
 from datetime import UTC, date, datetime
 
 import pytest
@@ -18,7 +19,7 @@ def test_windows_are_consecutive_and_never_span_more_than_the_batch(batch_days: 
     end = JAN_1 + 92 * DAY_MS
     windows = list(request_windows(JAN_1, end, batch_days))
     assert covered(windows) == (JAN_1, end)
-    for left, right in zip(windows, windows[1:], strict=False):
+    for left, right in itertools.pairwise(windows):
         assert left.end_ms == right.start_ms
     for window in windows:
         params = window.query_params

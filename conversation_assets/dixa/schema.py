@@ -105,3 +105,10 @@ def root_columns() -> TTableSchemaColumns:
     columns.update({name: _column("text") for name in STRING_FIELDS})
     columns[PRIMARY_KEY] = {"data_type": "bigint", "nullable": False, "primary_key": True}
     return columns
+
+
+def root_merge_columns() -> TTableSchemaColumns:
+    """Root columns plus the merge rules: newest ``updated_at`` wins among duplicates of a load."""
+    columns = root_columns()
+    columns[CURSOR_FIELD] = {**columns[CURSOR_FIELD], "dedup_sort": "desc"}
+    return columns
