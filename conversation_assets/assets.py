@@ -30,7 +30,11 @@ from conversation_assets.dixa.schema import (
     TABLE_NAME,
 )
 from conversation_assets.dixa.windows import format_ms
-from conversation_assets.partitions import configured_start_date, monthly_partitions, partition_window
+from conversation_assets.partitions import (
+    configured_start_date,
+    monthly_partitions,
+    partition_window,
+)
 from conversation_assets.pipeline import (
     LOADER_FILE_FORMAT,
     destination_name,

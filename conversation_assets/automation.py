@@ -31,8 +31,9 @@ from conversation_assets.checks import DATA_QUALITY_CHECKS
 from conversation_assets.settings import parse_int
 
 SCHEDULE_CRON = os.environ.get("DIXA_SCHEDULE_CRON", "0 1 * * *")
-LATE_UPDATE_DAYS = parse_int("DIXA_LATE_UPDATE_DAYS", os.environ.get("DIXA_LATE_UPDATE_DAYS"),
-                             3, 0, 27)
+LATE_UPDATE_DAYS = parse_int(
+    "DIXA_LATE_UPDATE_DAYS", os.environ.get("DIXA_LATE_UPDATE_DAYS"), 3, 0, 27
+)
 FRESHNESS_DEADLINE_CRON = os.environ.get("DIXA_FRESHNESS_DEADLINE_CRON", "0 3 * * *")
 
 conversation_export_job = define_asset_job(

@@ -10,8 +10,8 @@ from typing import Any
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetRecordsFilter,
     asset_check,
 )
@@ -49,12 +49,9 @@ def latest_partition_metadata(context: AssetCheckExecutionContext) -> dict[str, 
 def no_duplicate_ids(context: AssetCheckExecutionContext) -> AssetCheckResult:
     """Exactly one row per conversation ``id`` in the whole table."""
     (duplicates,) = query_one(
-        context,
-        "SELECT COUNT(*) FROM (SELECT id FROM {table} GROUP BY id HAVING COUNT(*) > 1) d"
+        context, "SELECT COUNT(*) FROM (SELECT id FROM {table} GROUP BY id HAVING COUNT(*) > 1) d"
     )
-    return AssetCheckResult(
-        passed=duplicates == 0, metadata={"duplicate_ids": int(duplicates)}
-    )
+    return AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_ids": int(duplicates)})
 
 
 @asset_check(asset=ASSET_KEY, partitions_def=PARTITIONS, blocking=True)
@@ -63,7 +60,7 @@ def no_null_id_or_updated_at(context: AssetCheckExecutionContext) -> AssetCheckR
     (null_ids, null_updated) = query_one(
         context,
         "SELECT COUNT(*) FILTER (WHERE id IS NULL), "
-        "COUNT(*) FILTER (WHERE updated_at IS NULL) FROM {table}"
+        "COUNT(*) FILTER (WHERE updated_at IS NULL) FROM {table}",
     )
     return AssetCheckResult(
         passed=null_ids == 0 and null_updated == 0,
@@ -93,8 +90,11 @@ def loaded_rows_inside_partition_window(context: AssetCheckExecutionContext) -> 
     )
     return AssetCheckResult(
         passed=outside == 0,
-        metadata={"rows_of_load": int(loaded), "rows_outside_window": int(outside),
-                  "dlt_load_id": load_id},
+        metadata={
+            "rows_of_load": int(loaded),
+            "rows_outside_window": int(outside),
+            "dlt_load_id": load_id,
+        },
     )
 
 

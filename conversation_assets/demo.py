@@ -98,8 +98,15 @@ def run_partitions(months: int) -> int:
             seconds = time.monotonic() - started
             metadata = materialization_metadata(result)
             status = "ok" if result.success else "FAILED"
-            rows.append((key, metadata.get("conversations_loaded", "-"),
-                         metadata.get("requests", "-"), seconds, status))
+            rows.append(
+                (
+                    key,
+                    metadata.get("conversations_loaded", "-"),
+                    metadata.get("requests", "-"),
+                    seconds,
+                    status,
+                )
+            )
             say(f"  {key}: {status} in {seconds:.1f} s")
             if not result.success:
                 say(failure_text(result))

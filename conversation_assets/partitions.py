@@ -31,5 +31,3 @@ def partition_window(time_window: TimeWindow, start_date: date) -> Window:
 def configured_start_date() -> date:
     """``DIXA_START_DATE`` (validated; no token needed), read when definitions load."""
     return DixaSettings.from_env(require_token=False).start_date
-
-
