@@ -114,7 +114,7 @@ def dixa_conversation_export(
     stats = RequestStats()
     source = source_for_window(settings, window, stats=stats, logger=context.log)
     run_dir = runs_dir() / context.run_id
-    pipeline = make_pipeline(pipelines_dir=run_dir)
+    pipeline = make_pipeline(pipelines_dir=run_dir, staging_suffix=context.partition_key)
     context.log.info(f"Loading partition {context.partition_key}: updated_at in {window}")
     for result in dlt.run(
         context=context,
@@ -144,6 +144,11 @@ def partition_metadata(
         "rows_by_table": MetadataValue.json(summary.row_counts),
         "conversations_loaded": MetadataValue.int(summary.conversations),
         "conversations_received": MetadataValue.int(stats.records),
+        # Received but outside the window (an inclusive API bound, or a stray record): each is
+        # loaded by the partition its updated_at belongs to.
+        "conversations_outside_window": MetadataValue.int(
+            max(stats.records - summary.conversations, 0)
+        ),
         "requests": MetadataValue.int(stats.requests),
         "retries": MetadataValue.int(stats.retries),
         "bytes_received": MetadataValue.int(stats.bytes),

@@ -43,24 +43,37 @@ def duckdb_file(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("DESTINATION__DUCKDB__CREDENTIALS") or DEFAULT_DUCKDB_FILE)
 
 
-def make_destination(name: str | None = None) -> Destination[Any, Any]:
-    """A dlt destination object for ``name`` (default: from ``DESTINATION``)."""
+def make_destination(name: str | None = None, staging_suffix: str = "") -> Destination[Any, Any]:
+    """A dlt destination object for ``name`` (default: from ``DESTINATION``).
+
+    ``staging_suffix`` gives a load its own staging schema (``dixa_staging_<suffix>``): dlt
+    empties the staging tables at the start of each load, so two loads running at once into one
+    staging schema would lose each other's rows.
+    """
     name = name or destination_name()
+    layout = "%s_staging" + (f"_{safe_identifier(staging_suffix)}" if staging_suffix else "")
     if name == "duckdb":
         path = duckdb_file()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return dlt.destinations.duckdb(credentials=str(path))
-    return dlt.destinations.postgres()
+        return dlt.destinations.duckdb(credentials=str(path), staging_dataset_name_layout=layout)
+    return dlt.destinations.postgres(staging_dataset_name_layout=layout)
+
+
+def safe_identifier(text: str) -> str:
+    """Letters, digits and underscores only: ``2024-03-01`` -> ``2024_03_01``."""
+    return "".join(char if char.isalnum() else "_" for char in text.lower())
 
 
 def make_pipeline(
-    pipelines_dir: str | Path | None = None, destination: Destination[Any, Any] | None = None
+    pipelines_dir: str | Path | None = None,
+    destination: Destination[Any, Any] | None = None,
+    staging_suffix: str = "",
 ) -> dlt.Pipeline:
     """The project's pipeline; ``pipelines_dir`` gives a run its own dlt working folder."""
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         pipelines_dir=None if pipelines_dir is None else str(pipelines_dir),
-        destination=destination or make_destination(),
+        destination=destination or make_destination(staging_suffix=staging_suffix),
         dataset_name=DATASET_NAME,
         progress="log" if os.environ.get("DIXA_PROGRESS") == "log" else None,
     )
