@@ -4,6 +4,7 @@ Every case ends in one of two outcomes: the window loads completely, or the run 
 message that says what happened and nothing of the window is committed (a re-run then loads it).
 """
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_a_storm_of_429s_is_ridden_out_honouring_retry_after(
     load_window(APRIL, tmp_path / "run")
     times = [r.at for r in sandbox.requests]
     assert [r.status for r in sandbox.requests] == [429, 429, 429, 200]
-    assert all(later - earlier >= 0.2 for earlier, later in zip(times, times[1:], strict=False))
+    assert all(later - earlier >= 0.2 for earlier, later in itertools.pairwise(times))
 
 
 def test_more_429s_than_the_budget_fail_naming_status_window_and_attempts(
