@@ -3,7 +3,7 @@
 They query the destination through dlt's SQL client, so they work on DuckDB and Postgres alike.
 """
 
-import shutil
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,13 +23,12 @@ from conversation_assets.pipeline import make_pipeline
 
 def query_one(context: AssetCheckExecutionContext, sql: str, *params: Any) -> tuple[Any, ...]:
     """One row of a query against the dataset; ``{table}`` is the qualified root table."""
-    run_dir = runs_dir() / context.run.run_id
-    try:
-        with make_pipeline(pipelines_dir=run_dir).sql_client() as client:
+    # A working folder of its own: the checks of one run execute in parallel.
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=runs_dir(), prefix=f"{context.run.run_id}-") as workdir:
+        with make_pipeline(pipelines_dir=workdir).sql_client() as client:
             table = client.make_qualified_table_name(TABLE_NAME)
             rows = client.execute_sql(sql.format(table=table), *params)
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
     return tuple(rows[0]) if rows else ()
 
 

@@ -1,6 +1,6 @@
 """Everything Dagster loads: assets, checks, job, schedule, sensor, resources."""
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 from dagster_dlt import DagsterDltResource
 
 from conversation_assets.assets import dixa_conversation_export
@@ -20,4 +20,6 @@ defs = Definitions(
     schedules=[daily_conversation_export],
     sensors=[freshness_sensor],
     resources={"dlt": DagsterDltResource(), "dixa": dixa_resource_from_env()},
+    # One asset and three cheap checks a run: a process per step would cost more than the checks.
+    executor=in_process_executor,
 )

@@ -1,5 +1,9 @@
 """Shared fixtures: the API sandbox on a free loopback port, and a DuckDB file per test."""
 
+import os
+import shlex
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -9,6 +13,7 @@ import pytest
 from conversation_assets.dixa.windows import to_ms
 from conversation_assets.sandbox import SandboxData, SandboxServer
 
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 TOKEN = "test-token-Zq8vX2"
 #: The sandbox's clock in tests: mid-June 2024, so that Jan-May 2024 are complete months.
 NOW = "2024-06-15T12:00:00Z"
@@ -47,3 +52,34 @@ def dixa_env(
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("DESTINATION", raising=False)
     return env
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[dict[str, str]]:
+    """A real PostgreSQL server on a free loopback port (``scripts/postgres-up.sh``).
+
+    The script installs Debian's server when it can; when it cannot (exit 3) the Postgres tests
+    are skipped with its reason. Yields the ``PG*``, ``DAGSTER_PG_*`` and dlt variables.
+    """
+    # Not under pytest's private tmp folder: the server runs as the postgres OS user.
+    data_dir = Path(tempfile.gettempdir()) / f"conversation-assets-pg-{os.getpid()}"
+    env = {**os.environ, "PGDATA_DIR": str(data_dir)}
+    env.pop("PGPORT", None)
+    up = subprocess.run(
+        ["bash", str(SCRIPTS / "postgres-up.sh")], env=env, capture_output=True, text=True
+    )
+    if up.returncode == 3:
+        pytest.skip(f"PostgreSQL is not available: {up.stderr.strip().splitlines()[-1]}")
+    assert up.returncode == 0, up.stderr
+    variables = dict(
+        pair.split("=", 1)
+        for line in up.stdout.splitlines()
+        if line.startswith("export ")
+        for pair in shlex.split(line[len("export ") :])
+    )
+    try:
+        yield variables
+    finally:
+        subprocess.run(
+            ["bash", str(SCRIPTS / "postgres-down.sh")], env=env, capture_output=True, check=False
+        )
