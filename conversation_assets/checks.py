@@ -23,12 +23,14 @@ from conversation_assets.pipeline import make_pipeline
 
 def query_one(context: AssetCheckExecutionContext, sql: str, *params: Any) -> tuple[Any, ...]:
     """One row of a query against the dataset; ``{table}`` is the qualified root table."""
-    # A working folder of its own: the checks of one run execute in parallel.
+    # A working folder of its own, removed afterwards: checks may execute in parallel.
     runs_dir().mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=runs_dir(), prefix=f"{context.run.run_id}-") as workdir:
-        with make_pipeline(pipelines_dir=workdir).sql_client() as client:
-            table = client.make_qualified_table_name(TABLE_NAME)
-            rows = client.execute_sql(sql.format(table=table), *params)
+    with (
+        tempfile.TemporaryDirectory(dir=runs_dir(), prefix=f"{context.run.run_id}-") as workdir,
+        make_pipeline(pipelines_dir=workdir).sql_client() as client,
+    ):
+        table = client.make_qualified_table_name(TABLE_NAME)
+        rows = client.execute_sql(sql.format(table=table), *params)
     return tuple(rows[0]) if rows else ()
 
 
