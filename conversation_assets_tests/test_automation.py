@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 from dagster import (
     AssetCheckKey,
-    AssetSelection,
     AssetKey,
     AssetMaterialization,
+    AssetSelection,
     DagsterInstance,
     RunRequest,
     build_schedule_context,
