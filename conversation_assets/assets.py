@@ -113,6 +113,7 @@ def dixa_conversation_export(
     window = partition_window(context.partition_time_window, settings.start_date)
     stats = RequestStats()
     source = source_for_window(settings, window, stats=stats, logger=context.log)
+    remove_abandoned_run_dirs(context)
     run_dir = runs_dir() / context.run_id
     pipeline = make_pipeline(pipelines_dir=run_dir, staging_suffix=context.partition_key)
     context.log.info(f"Loading partition {context.partition_key}: updated_at in {window}")
@@ -154,6 +155,21 @@ def partition_metadata(
         "bytes_received": MetadataValue.int(stats.bytes),
         "dlt_load_id": MetadataValue.text(summary.load_ids[-1] if summary.load_ids else ""),
     }
+
+
+def remove_abandoned_run_dirs(context: AssetExecutionContext) -> None:
+    """Delete the dlt folders of finished runs (a killed run leaves its folder behind).
+
+    Their pending packages are never loaded: the partition's next run extracts the window again
+    and the merge keeps one row per conversation.
+    """
+    if not runs_dir().is_dir():
+        return
+    for folder in runs_dir().iterdir():
+        run = context.instance.get_run_by_id(folder.name.split("-checks-")[0])
+        if run is not None and run.is_finished and run.run_id != context.run_id:
+            context.log.info(f"Removing the dlt folder of finished run {run.run_id}")
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def runs_dir() -> Path:

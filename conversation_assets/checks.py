@@ -26,7 +26,9 @@ def query_one(context: AssetCheckExecutionContext, sql: str, *params: Any) -> tu
     # A working folder of its own, removed afterwards: checks may execute in parallel.
     runs_dir().mkdir(parents=True, exist_ok=True)
     with (
-        tempfile.TemporaryDirectory(dir=runs_dir(), prefix=f"{context.run.run_id}-") as workdir,
+        tempfile.TemporaryDirectory(
+            dir=runs_dir(), prefix=f"{context.run.run_id}-checks-"
+        ) as workdir,
         make_pipeline(pipelines_dir=workdir).sql_client() as client,
     ):
         table = client.make_qualified_table_name(TABLE_NAME)
