@@ -15,6 +15,7 @@ from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from conversation_assets.settings import SettingsError
 
@@ -24,6 +25,8 @@ DEFAULT_DUCKDB_FILE = Path("data") / "conversations.duckdb"
 SUPPORTED_DESTINATIONS = ("duckdb", "postgres")
 # Parquet end to end: never dlt's insert_values for DuckDB (many times slower, huge memory).
 LOADER_FILE_FORMAT = "parquet"
+# DuckDB would take up to 80% of the machine's memory for a merge; capped, it spills to disk.
+DUCKDB_CONFIG = {"memory_limit": "192MB", "preserve_insertion_order": False}
 
 
 def destination_name(environ: Mapping[str, str] | None = None) -> str:
@@ -55,7 +58,8 @@ def make_destination(name: str | None = None, staging_suffix: str = "") -> Desti
     if name == "duckdb":
         path = duckdb_file()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return dlt.destinations.duckdb(credentials=str(path), staging_dataset_name_layout=layout)
+        credentials = DuckDbCredentials(str(path), global_config=DUCKDB_CONFIG)
+        return dlt.destinations.duckdb(credentials=credentials, staging_dataset_name_layout=layout)
     return dlt.destinations.postgres(staging_dataset_name_layout=layout)
 
 

@@ -36,7 +36,7 @@ from conversation_assets.settings import (
 
 __all__ = ["DixaApiError", "RecordError", "RequestStats", "dixa_source"]
 
-RECORDS_PER_BATCH = 5_000
+RECORDS_PER_BATCH = 2_000
 
 
 @dlt.source(name="dixa", max_table_nesting=2)
