@@ -37,6 +37,7 @@ from conversation_assets.partitions import (
 )
 from conversation_assets.pipeline import (
     LOADER_FILE_FORMAT,
+    destination_lock,
     destination_name,
     make_pipeline,
     summarize,
@@ -117,13 +118,17 @@ def dixa_conversation_export(
     run_dir = runs_dir() / context.run_id
     pipeline = make_pipeline(pipelines_dir=run_dir, staging_suffix=context.partition_key)
     context.log.info(f"Loading partition {context.partition_key}: updated_at in {window}")
-    for result in dlt.run(
-        context=context,
-        dlt_source=source,
-        dlt_pipeline=pipeline,
-        loader_file_format=LOADER_FILE_FORMAT,
-    ):
-        summary = summarize(pipeline)
+    with destination_lock(pipeline, context.partition_key, context.log):
+        results = list(
+            dlt.run(
+                context=context,
+                dlt_source=source,
+                dlt_pipeline=pipeline,
+                loader_file_format=LOADER_FILE_FORMAT,
+            )
+        )
+    summary = summarize(pipeline)
+    for result in results:
         yield result._replace(
             metadata={
                 **(result.metadata or {}),

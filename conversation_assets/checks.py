@@ -18,21 +18,23 @@ from dagster import (
 
 from conversation_assets.assets import ASSET_KEY, PARTITIONS, runs_dir
 from conversation_assets.dixa.schema import TABLE_NAME
-from conversation_assets.pipeline import make_pipeline
+from conversation_assets.pipeline import destination_lock, make_pipeline
 
 
 def query_one(context: AssetCheckExecutionContext, sql: str, *params: Any) -> tuple[Any, ...]:
     """One row of a query against the dataset; ``{table}`` is the qualified root table."""
-    # A working folder of its own, removed afterwards: checks may execute in parallel.
+    # A dlt working folder of its own (removed afterwards), and the destination's lock: another
+    # run may be loading the same DuckDB file.
     runs_dir().mkdir(parents=True, exist_ok=True)
-    with (
-        tempfile.TemporaryDirectory(
-            dir=runs_dir(), prefix=f"{context.run.run_id}-checks-"
-        ) as workdir,
-        make_pipeline(pipelines_dir=workdir).sql_client() as client,
-    ):
-        table = client.make_qualified_table_name(TABLE_NAME)
-        rows = client.execute_sql(sql.format(table=table), *params)
+    prefix = f"{context.run.run_id}-checks-"
+    with tempfile.TemporaryDirectory(dir=runs_dir(), prefix=prefix) as workdir:
+        pipeline = make_pipeline(pipelines_dir=workdir)
+        with (
+            destination_lock(pipeline, context.partition_key, context.log),
+            pipeline.sql_client() as client,
+        ):
+            table = client.make_qualified_table_name(TABLE_NAME)
+            rows = client.execute_sql(sql.format(table=table), *params)
     return tuple(rows[0]) if rows else ()
 
 

@@ -73,7 +73,24 @@ def prepare_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
         shutil.copy(LOCAL_INSTANCE_CONFIG, home / "dagster.yaml")
+        set_pool_limit()
     return home
+
+
+def set_pool_limit() -> None:
+    """Write the pool's limit into a new instance (``dagster instance concurrency set``).
+
+    Dagster 1.13.27 starts every queued run of a pool it has not seen before at once, whatever
+    ``default_limit`` says; an explicit limit avoids that first burst.
+    """
+    from dagster import DagsterInstance
+
+    from conversation_assets.assets import pool_name
+    from conversation_assets.pipeline import destination_name
+
+    with DagsterInstance.get() as instance:
+        limit = 1 if destination_name() == "duckdb" else 3
+        instance.event_log_storage.set_concurrency_slots(pool_name(destination_name()), limit)
 
 
 def run_partitions(months: int) -> int:

@@ -7,8 +7,10 @@ through dlt's own variables (``DESTINATION__DUCKDB__CREDENTIALS``,
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,41 @@ def make_pipeline(
         dataset_name=DATASET_NAME,
         progress="log" if os.environ.get("DIXA_PROGRESS") == "log" else None,
     )
+
+
+@contextmanager
+def destination_lock(pipeline: dlt.Pipeline, partition_key: str, log: Any = None) -> Iterator[None]:
+    """Wait until no other load could collide with this one, and hold that until it ends.
+
+    DuckDB: one writing process per file, so every load and check of a file takes its lock
+    file (``<file>.lock``) in turn. Postgres: loads of *different* partitions run in parallel;
+    loads of the same partition share its staging schema, so they take a Postgres advisory lock
+    on it. Dagster's pool and tag limits already keep most runs apart; this catches the rest
+    (backfill runs carry no ``dagster/partition`` tag, and a fresh instance may start several
+    runs of one pool at once).
+    """
+    if pipeline.destination.destination_name == "duckdb":
+        lock_path = Path(f"{duckdb_file()}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if log:
+                    log.info(f"Waiting for another load of {duckdb_file()} to finish")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    key = f"{DATASET_NAME}_staging_{safe_identifier(partition_key)}"
+    with pipeline.sql_client() as client:
+        client.execute_sql("SELECT pg_advisory_lock(hashtext(%s))", key)
+        try:
+            yield
+        finally:
+            client.execute_sql("SELECT pg_advisory_unlock(hashtext(%s))", key)
 
 
 @dataclass
