@@ -28,7 +28,7 @@ SUPPORTED_DESTINATIONS = ("duckdb", "postgres")
 # Parquet end to end: never dlt's insert_values for DuckDB (many times slower, huge memory).
 LOADER_FILE_FORMAT = "parquet"
 # DuckDB would take up to 80% of the machine's memory for a merge; capped, it spills to disk.
-DUCKDB_CONFIG = {"memory_limit": "192MB", "preserve_insertion_order": False}
+DUCKDB_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False}
 
 
 def destination_name(environ: Mapping[str, str] | None = None) -> str:

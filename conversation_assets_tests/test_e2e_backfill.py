@@ -13,12 +13,13 @@ import os
 import re
 import shutil
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ import pytest
 from dagster import DagsterInstance
 
 from conversation_assets.assets import pool_name
+from conversation_assets.automation import partitions_due
 from conversation_assets.dixa.windows import to_ms
 from conversation_assets.sandbox import SandboxData
 from conversation_assets_tests.processes import (
@@ -63,6 +65,22 @@ FINISHED_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
 @dataclass
+class Setup:
+    """What a deployment serves and runs with; the fixture's default is the module's constants.
+
+    A test picks another with ``@pytest.mark.parametrize("deployment", [Setup(...)],
+    indirect=True)``.
+    """
+
+    per_day: int = PER_DAY
+    data_start: date = DATA_START
+    #: Extra environment of the webserver and the daemon (and so of code servers and runs).
+    env: dict[str, str] = field(default_factory=dict)
+    #: False: the daemon is not started by the fixture but by the test (``start_daemon``).
+    start_daemon: bool = True
+
+
+@dataclass
 class Deployment:
     """The running sandbox, webserver and daemon, and where their data lands."""
 
@@ -70,6 +88,8 @@ class Deployment:
     sandbox_url: str
     database: Path
     processes: list[ManagedProcess] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path = PROJECT_DIR
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST ``query`` to the webserver; the ``data`` of the answer (fails on ``errors``)."""
@@ -95,18 +115,25 @@ class Deployment:
             condition, what=what, timeout=timeout, watch=self.processes, describe=self.logs
         )
 
+    def start_daemon(self) -> None:
+        """Start ``dagster-daemon`` (for a ``Setup(start_daemon=False)``); stopped at teardown."""
+        args = dagster_commands(0)["daemon"]
+        daemon = start_process("daemon", args, env=self.env, cwd=PROJECT_DIR, log_dir=self.log_dir)
+        self.processes.append(daemon)
+
 
 # -- the deployment ------------------------------------------------------------------------
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
     """Sandbox, webserver and daemon on fresh state; all stopped at the end, even on failure."""
+    setup: Setup = getattr(request, "param", Setup())
     processes: list[ManagedProcess] = []
     logs = tmp_path / "logs"
     try:
         sandbox = start_process(
-            "sandbox", sandbox_command(), env=os.environ, cwd=PROJECT_DIR, log_dir=logs
+            "sandbox", sandbox_command(setup), env=os.environ, cwd=PROJECT_DIR, log_dir=logs
         )
         processes.append(sandbox)
         sandbox_url = wait_for(
@@ -118,15 +145,19 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
         )
 
         env = child_environment(tmp_path, make_dagster_home(tmp_path), sandbox_url)
+        env.update(setup.env)
         port = free_port()
         for name, args in dagster_commands(port).items():
-            processes.append(start_process(name, args, env=env, cwd=PROJECT_DIR, log_dir=logs))
+            if name != "daemon" or setup.start_daemon:
+                processes.append(start_process(name, args, env=env, cwd=PROJECT_DIR, log_dir=logs))
 
         deployment = Deployment(
             webserver_url=f"http://127.0.0.1:{port}",
             sandbox_url=sandbox_url,
             database=Path(env["DESTINATION__DUCKDB__CREDENTIALS"]),
             processes=processes,
+            env=env,
+            log_dir=logs,
         )
         deployment.wait_for(
             lambda: server_info(deployment.webserver_url), "the webserver", STARTUP_TIMEOUT
@@ -141,12 +172,13 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
             stop_process(process)
 
 
-def sandbox_command() -> list[str]:
+def sandbox_command(setup: Setup) -> list[str]:
     """The sandbox on a free port, with the data and clock the expected ids are computed from."""
+    data = ("--per-day", str(setup.per_day), "--data-start", setup.data_start.isoformat())
     return [
         sys.executable,
         *("-m", "conversation_assets.sandbox", "--port", "0", "--token", TOKEN),
-        *("--per-day", str(PER_DAY), "--now", NOW, "--data-start", DATA_START.isoformat()),
+        *("--now", NOW, *data),
     ]
 
 
@@ -280,7 +312,46 @@ RUNS = """
 query($filter: RunsFilter!) {
   runsOrError(filter: $filter) {
     __typename
-    ... on Runs { results { runId status startTime endTime tags { key value } } }
+    ... on Runs { results { runId status creationTime startTime endTime tags { key value } } }
+    ... on Error { message }
+  }
+}
+"""
+
+BACKFILL_COUNTS = """
+query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill {
+      assetBackfillData {
+        assetBackfillStatuses {
+          ... on AssetPartitionsStatusCounts {
+            numPartitionsTargeted
+            numPartitionsMaterialized
+            numPartitionsFailed
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+RUN_EVENTS = """
+query($runId: ID!, $cursor: String) {
+  logsForRun(runId: $runId, afterCursor: $cursor) {
+    __typename
+    ... on EventConnection {
+      cursor
+      hasMore
+      events {
+        __typename
+        ... on MessageEvent { message level }
+        ... on ErrorEvent {
+          error { message causes { message } errorChain { error { message } } }
+        }
+      }
+    }
     ... on Error { message }
   }
 }
@@ -381,6 +452,33 @@ def wait_for_runs(deployment: Deployment, run_ids: list[str]) -> list[dict[str, 
     return deployment.wait_for(finished, f"runs {run_ids} to finish", RUNS_TIMEOUT)
 
 
+def run_events(deployment: Deployment, run_id: str) -> list[dict[str, Any]]:
+    """Every event of a run's event log (the UI's run log), page by page."""
+    events: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = deployment.graphql(RUN_EVENTS, {"runId": run_id, "cursor": cursor})["logsForRun"]
+        assert page["__typename"] == "EventConnection", page
+        events += page["events"]
+        if not page["hasMore"]:
+            return events
+        cursor = page["cursor"]
+
+
+def error_texts(events: list[dict[str, Any]]) -> list[str]:
+    """The messages of error events and of their errors (causes and chained errors too)."""
+    texts = []
+    for event in events:
+        if event.get("level") in ("ERROR", "CRITICAL"):
+            texts.append(event["message"])
+        error = event.get("error")
+        if error:
+            texts.append(error["message"])
+            texts += [cause["message"] for cause in error["causes"]]
+            texts += [link["error"]["message"] for link in error["errorChain"]]
+    return texts
+
+
 def partition_metadata(deployment: Deployment, partitions: list[str]) -> dict[str, dict[str, str]]:
     """Metadata of the newest materialization of each partition, as label -> text."""
     data = deployment.graphql(MATERIALIZATIONS, {"path": ASSET_PATH, "partitions": partitions})
@@ -399,9 +497,10 @@ def partition_metadata(deployment: Deployment, partitions: list[str]) -> dict[st
 # -- what the sandbox serves and what DuckDB holds -------------------------------------------
 
 
-def expected_ids(start: date, end: date) -> set[int]:
+def expected_ids(start: date, end: date, setup: Setup | None = None) -> set[int]:
     """Ids the sandbox serves with ``updated_at`` in ``[start, end)`` as of its clock."""
-    data = SandboxData(per_day=PER_DAY, data_start=DATA_START)
+    setup = setup or Setup()
+    data = SandboxData(per_day=setup.per_day, data_start=setup.data_start)
     return data.expected_ids(to_ms(start), to_ms(end), to_ms(datetime.fromisoformat(NOW)))
 
 
@@ -471,3 +570,147 @@ def test_two_partitions_launched_at_once_take_turns_in_the_pool(deployment: Depl
     ids = loaded_ids(deployment)
     assert len(ids) == len(set(ids)), "no duplicate id"
     assert set(ids) == expected_ids(date(2024, 4, 1), date(2024, 6, 1))
+
+
+SCHEDULE_NAME = "daily_conversation_export"
+MONTHS_2023 = [f"2023-{month:02d}-01" for month in range(1, 13)]
+#: Conversations from October 2022 (late updates reach into January 2023), partitions from
+#: January 2023, and the daily schedule every minute. The daemon is started by the test.
+SCHEDULE_EVERY_MINUTE = Setup(
+    per_day=20,
+    data_start=date(2022, 10, 1),
+    env={"DIXA_START_DATE": "2023-01-01", "DIXA_SCHEDULE_CRON": "* * * * *"},
+    start_daemon=False,
+)
+#: The daemon is started no later than this second of a minute (see the test).
+DAEMON_START_LATEST_SECOND = 25
+
+
+def wait_until_early_in_a_minute(latest_second: float) -> None:
+    """Return at once if the wall clock is at most ``latest_second`` into its minute, else
+    sleep until the next minute begins."""
+    second = time.time() % 60
+    if second > latest_second:
+        time.sleep(60 - second + 0.5)
+
+
+def overlapping(run: dict[str, Any], others: list[dict[str, Any]], start: str) -> list[str]:
+    """Ids of ``others`` whose ``[start, endTime]`` overlaps ``run``'s."""
+    return [
+        other["runId"]
+        for other in others
+        if other[start] < run["endTime"] and run[start] < other["endTime"]
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("deployment", [SCHEDULE_EVERY_MINUTE], indirect=True, ids=["cron-1m"])
+def test_a_backfill_of_twelve_months_while_the_schedule_fires_fails_no_run(
+    deployment: Deployment,
+) -> None:
+    """README, faults: "a 12-partition backfill while the schedule fires: none fails on a lock".
+
+    The backfill is launched before the daemon runs, and the daemon is started early in a
+    minute: its first backfill iteration queues the 12 runs at once, and the schedule's first
+    tick (the next full minute) queues its run(s) while they wait or run. The schedule's run key
+    is ``<partition>@<day>``, so later ticks of the same day request nothing new. The tick's
+    partitions are the real current month (and, early in a month, the previous one): the sandbox
+    has no conversations then, so they load nothing and the table holds 2023 only.
+    """
+    setup = SCHEDULE_EVERY_MINUTE
+    backfill_id = launch_backfill(deployment, MONTHS_2023)
+    wait_until_early_in_a_minute(DAEMON_START_LATEST_SECOND)
+    deployment.start_daemon()
+    daemon_started = time.time()
+
+    schedule_filter = {"tags": [{"key": "dagster/schedule_name", "value": SCHEDULE_NAME}]}
+    deployment.wait_for(
+        lambda: find_runs(deployment, schedule_filter) or None, "the schedule's first run", 180
+    )
+    backfill = wait_for_backfill(deployment, backfill_id)
+    wait_for_runs(deployment, [run["runId"] for run in find_runs(deployment, schedule_filter)])
+    # Every run of the instance: the backfill's, the schedule's, the freshness sensor's.
+    everything = wait_for_runs(deployment, [run["runId"] for run in find_runs(deployment, {})])
+
+    def kind(run: dict[str, Any]) -> str:
+        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+        if tags.get("dagster/backfill") == backfill_id:
+            return "backfill"
+        return "schedule" if tags.get("dagster/schedule_name") == SCHEDULE_NAME else "other"
+
+    summary = [(kind(run), run["partition"], run["status"], run["runId"]) for run in everything]
+    # No run failed, none on the DuckDB file's lock in particular.
+    events = {run["runId"]: run_events(deployment, run["runId"]) for run in everything}
+    errors = {run_id: error_texts(run_log) for run_id, run_log in events.items()}
+    lock_errors = {
+        run_id: [text for text in texts if "lock" in text.lower()]
+        for run_id, texts in errors.items()
+        if any("lock" in text.lower() for text in texts)
+    }
+    assert not lock_errors, f"runs failed on a lock: {lock_errors}\n{summary}"
+    failed = [entry for entry in summary if entry[2] != "SUCCESS"]
+    assert not failed, f"failed runs {failed}: {[errors[e[3]] for e in failed]}\n{summary}"
+
+    # Every backfill partition succeeded, one run each.
+    assert backfill["status"] in SUCCESS_STATUSES, f"{backfill}: {summary}"
+    counts = deployment.graphql(BACKFILL_COUNTS, {"id": backfill_id})["partitionBackfillOrError"]
+    (status,) = counts["assetBackfillData"]["assetBackfillStatuses"]
+    assert status == {
+        "numPartitionsTargeted": 12,
+        "numPartitionsMaterialized": 12,
+        "numPartitionsFailed": 0,
+    }, status
+    backfill_runs = [run for run in everything if kind(run) == "backfill"]
+    assert sorted(run["partition"] for run in backfill_runs) == MONTHS_2023, summary
+
+    # The schedule's runs: the partitions due on the tick's day; they succeeded (above).
+    schedule_runs = [run for run in everything if kind(run) == "schedule"]
+    assert schedule_runs, summary
+    for run in schedule_runs:
+        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+        partition, day = tags["dagster/run_key"].split("@")
+        moment = datetime.fromisoformat(day).replace(tzinfo=UTC)
+        assert partition == run["partition"] in partitions_due(moment), tags
+
+    # A schedule run was queued or running while backfill runs were: they competed for the pool.
+    # (With the pool's limit of 1 they never execute at the same time.)
+    waiting_together = {
+        run["runId"]: overlapping(run, backfill_runs, "creationTime") for run in schedule_runs
+    }
+    executing_together = {
+        run["runId"]: overlapping(run, backfill_runs, "startTime") for run in schedule_runs
+    }
+    timeline = sorted(
+        (
+            round(run["creationTime"] - daemon_started, 1),
+            round(run["startTime"] - daemon_started),
+            round(run["endTime"] - daemon_started),
+            kind(run),
+            run["partition"],
+        )
+        for run in everything
+    )
+    waited = [
+        run_id
+        for run_id, run_log in events.items()
+        if any("Waiting for another load" in event.get("message", "") for event in run_log)
+    ]
+    report = (
+        f"runs that waited for the DuckDB file's lock: {len(waited)}; "
+        f"schedule run -> backfill runs alive at the same time: "
+        f"{ {k: len(v) for k, v in waiting_together.items()} }; executing at the same time: "
+        f"{ {k: len(v) for k, v in executing_together.items()} }; "
+        f"timeline (created, started, ended, kind, partition; seconds after the daemon started): "
+        f"{timeline}"
+    )
+    print(report)
+    assert any(waiting_together.values()), f"no schedule run overlapped the backfill: {report}"
+
+    # Every conversation of 2023 exactly once; each month's own count in its metadata.
+    ids = loaded_ids(deployment)
+    assert len(ids) == len(set(ids)), "no duplicate id"
+    assert set(ids) == expected_ids(date(2023, 1, 1), date(2024, 1, 1), setup)
+    metadata = partition_metadata(deployment, MONTHS_2023)
+    for key, next_key in zip(MONTHS_2023, [*MONTHS_2023[1:], "2024-01-01"], strict=True):
+        month = expected_ids(date.fromisoformat(key), date.fromisoformat(next_key), setup)
+        assert int(metadata[key]["conversations_loaded"]) == len(month), key

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import dlt
+import pyarrow as pa
 from dlt.extract.source import DltSource
 
 from conversation_assets.dixa.api import WRITE_DISPOSITION
@@ -36,7 +37,10 @@ from conversation_assets.settings import (
 
 __all__ = ["DixaApiError", "RecordError", "RequestStats", "dixa_source"]
 
+#: Parsed records held as Python objects at once (the biggest share of memory per record).
 RECORDS_PER_BATCH = 2_000
+#: Conversations per Arrow table handed to dlt: dlt's per-item work (hints, files) is amortized.
+ROWS_PER_TABLE = 20_000
 
 
 @dlt.source(name="dixa", max_table_nesting=2)
@@ -123,8 +127,14 @@ def conversation_pages(
     updated_at: dlt.sources.incremental[int] = dlt.sources.incremental(CURSOR_FIELD),
 ) -> Iterator[Any]:
     """Every conversation updated in the incremental's range, as typed Arrow tables."""
+    pending: list[pa.Table] = []
     for records in fetch_batches(client, batch_size_days, updated_at):
-        yield records_to_table(records)
+        pending.append(records_to_table(records))
+        if sum(table.num_rows for table in pending) >= ROWS_PER_TABLE:
+            yield pa.concat_tables(pending, promote_options="permissive")
+            pending = []
+    if pending:
+        yield pa.concat_tables(pending, promote_options="permissive")
 
 
 @dlt.transformer(name=TABLE_NAME)

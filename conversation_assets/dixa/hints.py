@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import pyarrow as pa
@@ -62,6 +63,7 @@ def child_columns(field: str) -> TTableSchemaColumns:
     return columns
 
 
+@cache
 def table_hints() -> dict[str, TResourceHints]:
     """Hints for the root table (merge on ``id``) and each child table (merge on its root)."""
     root_columns = root_merge_columns()
