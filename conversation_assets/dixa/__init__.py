@@ -18,6 +18,7 @@ from conversation_assets.dixa.api import WRITE_DISPOSITION
 from conversation_assets.dixa.arrow_tables import RecordError, records_to_table, split_nested
 from conversation_assets.dixa.client import DixaApiError, ExportClient, RequestStats
 from conversation_assets.dixa.hints import nested_hints, table_hints
+from conversation_assets.dixa.memory import release_unused_memory
 from conversation_assets.dixa.schema import (
     CURSOR_FIELD,
     PRIMARY_KEY,
@@ -135,6 +136,7 @@ def conversation_pages(
             pending = []
     if pending:
         yield pa.concat_tables(pending, promote_options="permissive")
+    release_unused_memory()
 
 
 @dlt.transformer(name=TABLE_NAME)
