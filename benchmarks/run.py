@@ -944,7 +944,7 @@ def single_window_benchmark(args: argparse.Namespace, command: str) -> int:
     if any(r.contender == "project_dagster" for r in results):
         notes.append(
             "project_dagster: `dagster asset materialize` (no daemon) runs the asset and the "
-            "checks Dagster selects with it, each step in its own subprocess (multiprocess "
+            "checks Dagster selects with it, in one process (the project's in-process "
             "executor); every step's seconds are in the JSON (`details.step_seconds`)."
         )
     meta = {
