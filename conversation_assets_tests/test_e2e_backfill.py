@@ -582,8 +582,9 @@ SCHEDULE_EVERY_MINUTE = Setup(
     env={"DIXA_START_DATE": "2023-01-01", "DIXA_SCHEDULE_CRON": "* * * * *"},
     start_daemon=False,
 )
-#: The daemon is started no later than this second of a minute (see the test).
-DAEMON_START_LATEST_SECOND = 25
+#: The daemon is started no later than this second of a minute (see the test): it queues the
+#: backfill's runs about 8 s after it starts, well before the first tick at the next full minute.
+DAEMON_START_LATEST_SECOND = 35
 
 
 def wait_until_early_in_a_minute(latest_second: float) -> None:
@@ -610,12 +611,16 @@ def test_a_backfill_of_twelve_months_while_the_schedule_fires_fails_no_run(
 ) -> None:
     """README, faults: "a 12-partition backfill while the schedule fires: none fails on a lock".
 
-    The backfill is launched before the daemon runs, and the daemon is started early in a
-    minute: its first backfill iteration queues the 12 runs at once, and the schedule's first
-    tick (the next full minute) queues its run(s) while they wait or run. The schedule's run key
-    is ``<partition>@<day>``, so later ticks of the same day request nothing new. The tick's
-    partitions are the real current month (and, early in a month, the previous one): the sandbox
-    has no conversations then, so they load nothing and the table holds 2023 only.
+    The backfill is launched before the daemon runs; the daemon's first backfill iteration queues
+    its 12 runs at once, and every tick of the schedule (each full minute from the daemon's start)
+    queues one more run while they wait or run (Dagster matches a schedule's run key together
+    with the tick's time, so ``<partition>@<day>`` does not hold back the next tick). The ticks
+    request the real current month (and, early in a month, the previous one too), where the
+    sandbox has no conversations: those runs load nothing, so the table holds 2023 only.
+
+    The daemon is started early in a minute so that the backfill's runs are queued before the
+    first tick's, and one of them creates the table first: a run of an empty month on a new
+    DuckDB file fails its checks (the table does not exist yet), a bug of its own.
     """
     setup = SCHEDULE_EVERY_MINUTE
     backfill_id = launch_backfill(deployment, MONTHS_2023)
