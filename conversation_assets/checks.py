@@ -15,14 +15,21 @@ from dagster import (
     AssetRecordsFilter,
     asset_check,
 )
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from conversation_assets.assets import ASSET_KEY, PARTITIONS, runs_dir
 from conversation_assets.dixa.schema import TABLE_NAME
 from conversation_assets.pipeline import destination_lock, make_pipeline
 
 
-def query_one(context: AssetCheckExecutionContext, sql: str, *params: Any) -> tuple[Any, ...]:
-    """One row of a query against the dataset; ``{table}`` is the qualified root table."""
+def query_one(
+    context: AssetCheckExecutionContext, sql: str, *params: Any, if_no_table: tuple[Any, ...]
+) -> tuple[Any, ...]:
+    """One row of a query against the dataset; ``{table}`` is the qualified root table.
+
+    ``if_no_table`` is the answer while the root table does not exist yet: a first load of a
+    window without conversations creates no table.
+    """
     # A dlt working folder of its own (removed afterwards), and the destination's lock: another
     # run may be loading the same DuckDB file.
     runs_dir().mkdir(parents=True, exist_ok=True)
@@ -34,7 +41,10 @@ def query_one(context: AssetCheckExecutionContext, sql: str, *params: Any) -> tu
             pipeline.sql_client() as client,
         ):
             table = client.make_qualified_table_name(TABLE_NAME)
-            rows = client.execute_sql(sql.format(table=table), *params)
+            try:
+                rows = client.execute_sql(sql.format(table=table), *params)
+            except DatabaseUndefinedRelation:
+                return if_no_table
     return tuple(rows[0]) if rows else ()
 
 
@@ -54,7 +64,9 @@ def latest_partition_metadata(context: AssetCheckExecutionContext) -> dict[str, 
 def no_duplicate_ids(context: AssetCheckExecutionContext) -> AssetCheckResult:
     """Exactly one row per conversation ``id`` in the whole table."""
     (duplicates,) = query_one(
-        context, "SELECT COUNT(*) FROM (SELECT id FROM {table} GROUP BY id HAVING COUNT(*) > 1) d"
+        context,
+        "SELECT COUNT(*) FROM (SELECT id FROM {table} GROUP BY id HAVING COUNT(*) > 1) d",
+        if_no_table=(0,),
     )
     return AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_ids": int(duplicates)})
 
@@ -66,6 +78,7 @@ def no_null_id_or_updated_at(context: AssetCheckExecutionContext) -> AssetCheckR
         context,
         "SELECT COUNT(*) FILTER (WHERE id IS NULL), "
         "COUNT(*) FILTER (WHERE updated_at IS NULL) FROM {table}",
+        if_no_table=(0, 0),
     )
     return AssetCheckResult(
         passed=null_ids == 0 and null_updated == 0,
@@ -92,6 +105,7 @@ def loaded_rows_inside_partition_window(context: AssetCheckExecutionContext) -> 
         start_ms,
         end_ms,
         load_id,
+        if_no_table=(0, 0),
     )
     return AssetCheckResult(
         passed=outside == 0,

@@ -126,3 +126,12 @@ def test_token_is_not_in_the_event_log_or_metadata(
         text = "\n".join(str(record) for record in records)
         assert TOKEN not in text
         assert TOKEN not in str(instance.get_run_by_id(result.run_id))
+
+
+def test_a_month_without_conversations_on_a_new_destination_succeeds(
+    sandbox: SandboxServer, dixa_env: dict[str, str]
+) -> None:
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize("2024-07-01", instance)  # after the sandbox's clock: empty
+    assert result.success
+    assert all(check.passed for check in result.get_asset_check_evaluations())
