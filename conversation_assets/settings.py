@@ -7,10 +7,13 @@ what is allowed. The token is held in :class:`Secret`, whose ``repr``/``str`` ne
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+Number = TypeVar("Number", int, float)
 
 DEFAULT_BASE_URL = "https://exports.dixa.io/v1/"
 DEFAULT_START_DATE = "2024-01-01"
@@ -165,34 +168,34 @@ def parse_start_date(value: str) -> date:
 
 def parse_int(name: str, value: str | int | None, default: int, low: int, high: int) -> int:
     """A whole number in [low, high]; None or '' means the default."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return default
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        number = None
-    if number is None or not low <= number <= high:
-        raise SettingsError(
-            f"{name} must be a whole number from {low} to {high} (default {default}), "
-            f"got {value!r}."
-        )
-    return number
+    return _parse_number(name, value, default, low, high, int, "a whole number")
 
 
 def parse_float(
     name: str, value: str | float | None, default: float, low: float, high: float
 ) -> float:
     """A number of seconds in [low, high]; None or '' means the default."""
+    return _parse_number(name, value, default, low, high, float, "a number of seconds")
+
+
+def _parse_number(
+    name: str,
+    value: Any,
+    default: Number,
+    low: Number,
+    high: Number,
+    kind: Callable[[str], Number],
+    what: str,
+) -> Number:
     if value is None or (isinstance(value, str) and not value.strip()):
         return default
     try:
-        number = float(str(value).strip())
+        number: Number | None = kind(str(value).strip())
     except ValueError:
         number = None
     if number is None or not low <= number <= high:
         raise SettingsError(
-            f"{name} must be a number of seconds from {low:g} to {high:g} "
-            f"(default {default:g}), got {value!r}."
+            f"{name} must be {what} from {low:g} to {high:g} (default {default:g}), got {value!r}."
         )
     return number
 

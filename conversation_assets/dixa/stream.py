@@ -20,14 +20,20 @@ class ChunkReader:
         self._buffer = b""
         self._on_chunk = on_chunk
 
+    def _fill(self) -> bool:
+        """Load the next chunk into the buffer; False at the end of the body."""
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return False
+        if self._on_chunk:
+            self._on_chunk(len(chunk))
+        self._buffer = chunk
+        return True
+
     def read(self, size: int = -1) -> bytes:
         while not self._buffer:
-            chunk = next(self._chunks, None)
-            if chunk is None:
+            if not self._fill():
                 return b""
-            if self._on_chunk:
-                self._on_chunk(len(chunk))
-            self._buffer = chunk
         if size < 0 or size >= len(self._buffer):
             data, self._buffer = self._buffer, b""
         else:
@@ -42,12 +48,8 @@ class ChunkReader:
                 self._buffer = stripped
                 return stripped[:1]
             self._buffer = b""
-            chunk = next(self._chunks, None)
-            if chunk is None:
+            if not self._fill():
                 return b""
-            if self._on_chunk:
-                self._on_chunk(len(chunk))
-            self._buffer = chunk
 
 
 def iter_json_records(reader: ChunkReader) -> Iterator[dict[str, Any]]:
