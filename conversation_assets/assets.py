@@ -43,13 +43,14 @@ from conversation_assets.pipeline import (
     summarize,
 )
 from conversation_assets.resources import DixaResource
+from conversation_assets.settings import parse_hours
 
 ASSET_KEY = AssetKey(["dixa", TABLE_NAME])
 GROUP_NAME = "dixa"
 RUNS_DIR_VARIABLE = "DIXA_DLT_RUNS_DIR"
 DEFAULT_RUNS_DIR = Path("data") / "dlt_runs"
-FRESHNESS_FAIL_HOURS = float(os.environ.get("DIXA_FRESHNESS_FAIL_HOURS", "30"))
-FRESHNESS_WARN_HOURS = float(os.environ.get("DIXA_FRESHNESS_WARN_HOURS", "26"))
+FRESHNESS_FAIL_HOURS = parse_hours("DIXA_FRESHNESS_FAIL_HOURS", 30.0)
+FRESHNESS_WARN_HOURS = parse_hours("DIXA_FRESHNESS_WARN_HOURS", 26.0)
 
 
 def pool_name(destination: str) -> str:

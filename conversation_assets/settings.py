@@ -200,6 +200,13 @@ def _parse_number(
     return number
 
 
+def parse_hours(name: str, default: float) -> float:
+    """A number of hours from the environment variable ``name`` (1 to 8760)."""
+    return _parse_number(
+        name, os.environ.get(name), default, 1.0, 8760.0, float, "a number of hours"
+    )
+
+
 def parse_choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:
     """One of ``choices`` (case-insensitive); None or '' means the first."""
     text = (value or choices[0]).strip().lower()

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from conversation_assets.pipeline import destination_name
-from conversation_assets.settings import DixaSettings, SettingsError
+from conversation_assets.settings import DixaSettings, SettingsError, parse_hours
 
 TOKEN = "s3cr3t-token-value"
 
@@ -77,3 +77,9 @@ def test_destination_is_validated() -> None:
     assert destination_name({"DESTINATION": "Postgres"}) == "postgres"
     with pytest.raises(SettingsError, match="DESTINATION"):
         destination_name({"DESTINATION": "oracle"})
+
+
+def test_freshness_hours_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIXA_FRESHNESS_FAIL_HOURS", "soon")
+    with pytest.raises(SettingsError, match="DIXA_FRESHNESS_FAIL_HOURS"):
+        parse_hours("DIXA_FRESHNESS_FAIL_HOURS", 30.0)
