@@ -1235,6 +1235,14 @@ def backfill_benchmark(args: argparse.Namespace, command: str) -> int:
                 DESTINATION__DUCKDB__CREDENTIALS=str(database),
                 DIXA_DLT_RUNS_DIR=str(workdir / "dlt_runs"),
             )
+            # As the README says for a new instance: Dagster 1.13.27 ignores default_limit for
+            # the first runs of a pool it has not seen yet.
+            subprocess.run(
+                [str(VENV_BIN / "dagster"), "instance", "concurrency", "set", "dixa_duckdb", "1"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             outcome = run_backfill(env, home, list(windows), workdir / "daemon.log", args)
             rows, _ = count_rows(database, PROJECT_TABLE)
             errors = distinct_errors(workdir / "daemon.log")
