@@ -56,13 +56,18 @@ def make_destination(name: str | None = None, staging_suffix: str = "") -> Desti
     staging schema would lose each other's rows.
     """
     name = name or destination_name()
-    layout = "%s_staging" + (f"_{safe_identifier(staging_suffix)}" if staging_suffix else "")
+    layout = staging_layout(staging_suffix)
     if name == "duckdb":
         path = duckdb_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         credentials = DuckDbCredentials(str(path), global_config=DUCKDB_CONFIG)
         return dlt.destinations.duckdb(credentials=credentials, staging_dataset_name_layout=layout)
     return dlt.destinations.postgres(staging_dataset_name_layout=layout)
+
+
+def staging_layout(suffix: str) -> str:
+    """dlt's ``staging_dataset_name_layout``: ``%s_staging`` or ``%s_staging_<suffix>``."""
+    return "%s_staging" + (f"_{safe_identifier(suffix)}" if suffix else "")
 
 
 def safe_identifier(text: str) -> str:
@@ -111,7 +116,7 @@ def destination_lock(pipeline: dlt.Pipeline, partition_key: str, log: Any = None
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return
-    key = f"{DATASET_NAME}_staging_{safe_identifier(partition_key)}"
+    key = staging_layout(partition_key) % DATASET_NAME  # the partition's staging schema
     with pipeline.sql_client() as client:
         client.execute_sql("SELECT pg_advisory_lock(hashtext(%s))", key)
         try:
