@@ -11,11 +11,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import dlt
-import pyarrow as pa
 from dlt.extract.source import DltSource
 
 from conversation_assets.dixa.api import WRITE_DISPOSITION
-from conversation_assets.dixa.arrow_tables import RecordError, records_to_table, split_nested
+from conversation_assets.dixa.arrow_tables import RecordError, split_nested
 from conversation_assets.dixa.client import DixaApiError, ExportClient, RequestStats
 from conversation_assets.dixa.hints import nested_hints, table_hints
 from conversation_assets.dixa.memory import release_unused_memory
@@ -38,7 +37,7 @@ from conversation_assets.settings import (
 
 __all__ = ["DixaApiError", "RecordError", "RequestStats", "dixa_source"]
 
-#: Parsed records held as Python objects at once (the biggest share of memory per record).
+#: Parsed records held as Python objects at once (JSON path; the biggest share of its memory).
 RECORDS_PER_BATCH = 2_000
 #: Conversations per Arrow table handed to dlt: dlt's per-item work (hints, files) is amortized.
 ROWS_PER_TABLE = 20_000
@@ -95,14 +94,13 @@ def dixa_source(
     return conversation_pages(client, settings.batch_size_days, updated_at) | conversation_tables
 
 
-def fetch_batches(
-    client: ExportClient, batch_size_days: int, updated_at: dlt.sources.incremental[int]
-) -> Iterator[list[dict[str, Any]]]:
-    """Lists of records of every request window in the incremental's range."""
+def windows_to_request(
+    batch_size_days: int, updated_at: dlt.sources.incremental[int]
+) -> Iterator[Window]:
+    """The request windows that cover the incremental's range."""
     now_ms = to_ms(datetime.now(tz=UTC))
     end_ms = updated_at.end_value if updated_at.end_value is not None else now_ms
-    for window in request_windows(updated_at.start_value, end_ms, batch_size_days, now_ms):
-        yield from batched(client.fetch(window), RECORDS_PER_BATCH)
+    yield from request_windows(updated_at.start_value, end_ms, batch_size_days, now_ms)
 
 
 @dlt.resource(
@@ -118,7 +116,8 @@ def conversation_export(
     updated_at: dlt.sources.incremental[int] = dlt.sources.incremental(CURSOR_FIELD),
 ) -> Iterator[list[dict[str, Any]]]:
     """Every conversation updated in the incremental's range, as records for dlt's normalizer."""
-    yield from fetch_batches(client, batch_size_days, updated_at)
+    for window in windows_to_request(batch_size_days, updated_at):
+        yield from batched(client.fetch(window), RECORDS_PER_BATCH)
 
 
 @dlt.resource(name=f"{TABLE_NAME}_pages", primary_key=PRIMARY_KEY, selected=False)
@@ -128,14 +127,8 @@ def conversation_pages(
     updated_at: dlt.sources.incremental[int] = dlt.sources.incremental(CURSOR_FIELD),
 ) -> Iterator[Any]:
     """Every conversation updated in the incremental's range, as typed Arrow tables."""
-    pending: list[pa.Table] = []
-    for records in fetch_batches(client, batch_size_days, updated_at):
-        pending.append(records_to_table(records))
-        if sum(table.num_rows for table in pending) >= ROWS_PER_TABLE:
-            yield pa.concat_tables(pending, promote_options="permissive")
-            pending = []
-    if pending:
-        yield pa.concat_tables(pending, promote_options="permissive")
+    for window in windows_to_request(batch_size_days, updated_at):
+        yield from client.fetch_tables(window, ROWS_PER_TABLE)
     release_unused_memory()
 
 

@@ -107,13 +107,32 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
             if isinstance(field, dict) and isinstance(field.get("value"), list):
                 field[VALUE_LIST] = field["value"]
                 field["value"] = None
+        if fractions := fractional_integers(record):
+            raise RecordError(bad_record_message(record, fractions, "a number with a fraction"))
     try:
         table = pa.Table.from_pylist(records, schema=NESTED_SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
         raise RecordError(describe_bad_record(records, error)) from None
     if extra_names:
         table = append_inferred_columns(table, records, sorted(extra_names))
     return table
+
+
+def fractional_integers(record: dict[str, Any]) -> list[str]:
+    """Integer fields holding a number with a fraction, which pyarrow would cut off silently."""
+    names = [name for name in INTEGER_FIELDS if _has_fraction(record.get(name))]
+    for rating in record.get("ratings") or ():
+        if isinstance(rating, dict):
+            names += [
+                f"ratings.{name}"
+                for name in RATING_INTEGER_FIELDS
+                if _has_fraction(rating.get(name))
+            ]
+    return names
+
+
+def _has_fraction(value: Any) -> bool:
+    return isinstance(value, float) and not value.is_integer()
 
 
 def append_inferred_columns(
@@ -142,25 +161,30 @@ def describe_bad_record(records: list[dict[str, Any]], error: Exception) -> str:
     for record in records:
         try:
             pa.Table.from_pylist([record], schema=NESTED_SCHEMA)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as record_error:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as record_error:
             fields = [
                 name
                 for name in KNOWN_FIELDS
                 if name in record and not _fits(record[name], NESTED_SCHEMA.field(name).type)
             ]
-            return (
-                f"conversation id={record.get('id')!r} has a value of an unexpected type in "
-                f"{', '.join(sorted(fields)) or 'a nested field'} ({record_error}). "
-                "Set DIXA_EXTRACT_FORMAT=json to load it with dlt's normalizer, which keeps "
-                "such values in a variant column."
-            )
+            return bad_record_message(record, fields, str(record_error))
     return f"a record does not fit the declared types: {error}"
+
+
+def bad_record_message(record: dict[str, Any], fields: list[str], detail: str) -> str:
+    """What is wrong with one record, and how to load it anyway."""
+    return (
+        f"conversation id={record.get('id')!r} has a value of an unexpected type in "
+        f"{', '.join(sorted(fields)) or 'a nested field'} ({detail}). "
+        "Set DIXA_EXTRACT_FORMAT=json to load it with dlt's normalizer, which keeps "
+        "such values in a variant column."
+    )
 
 
 def _fits(value: Any, data_type: pa.DataType) -> bool:
     try:
         pa.array([value], type=data_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return False
     return True
 

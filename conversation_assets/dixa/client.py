@@ -1,19 +1,23 @@
-"""HTTP for the exports API: bearer auth, logged retries, and a streamed parse of the answer.
+"""HTTP for the exports API: bearer auth, logged retries, and the parse of the answer.
 
 Built from the pieces dlt's own requests helper uses (dlt's ``Session``, its ``retry_if_status``
 condition, tenacity), because that helper neither logs a retry nor lets the configured wait win
-over a shorter ``Retry-After``. The body is never held whole: ``ijson`` parses the root array as
-it arrives, so memory does not grow with the window.
+over a shorter ``Retry-After``. The body is never held whole in memory: records are parsed as
+they arrive (``ijson``, for dlt's normalizer), or the answer is written to a temporary file that
+DuckDB parses into Arrow tables (the Arrow path), so memory does not grow with the window.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import ijson
+import pyarrow as pa
 import requests
 from dlt.sources.helpers.requests.retry import retry_if_status
 from dlt.sources.helpers.requests.session import Session
@@ -21,6 +25,8 @@ from tenacity import RetryCallState, Retrying, retry_any, retry_if_exception_typ
 from tenacity import stop_after_attempt as stop_after_attempts
 
 from conversation_assets.dixa.api import ENDPOINT_PATH, RETRY_STATUS_CODES
+from conversation_assets.dixa.arrow_tables import RecordError
+from conversation_assets.dixa.duckdb_reader import read_conversation_tables
 from conversation_assets.dixa.stream import ChunkReader, iter_json_records
 from conversation_assets.dixa.windows import Window
 from conversation_assets.settings import DixaSettings
@@ -105,14 +111,48 @@ class ExportClient:
                 count += 1
                 yield record
         except (requests.RequestException, ijson.JSONError, ValueError) as error:
-            raise DixaApiError(
-                f"The answer for window {window} broke off after {count} conversations "
-                f"({type(error).__name__}: {error}); nothing of this window is committed. "
-                "Re-run the partition to load it completely.",
-                window=window,
-            ) from None
+            raise broken_answer(window, f"{count} conversations", error) from None
         finally:
             response.close()
+        self._received(window, count)
+
+    def fetch_tables(self, window: Window, rows_per_table: int) -> Iterator[pa.Table]:
+        """Every conversation of ``window`` in typed Arrow tables, via a temporary file.
+
+        The file lives in the system's temporary folder (``TMPDIR``) while the window is read
+        and needs about the size of the answer (~2.2 KB a conversation).
+        """
+        with tempfile.TemporaryDirectory(prefix="dixa-answer-") as folder:
+            path = Path(folder) / "conversation_export.json"
+            with path.open("wb") as body:
+                self.download(window, body)
+            count = 0
+            try:
+                for table in read_conversation_tables(path, rows_per_table, self.log):
+                    count += table.num_rows
+                    yield table
+            except RecordError:
+                raise
+            except (ijson.JSONError, ValueError) as error:
+                raise broken_answer(window, f"{count} conversations", error) from None
+        self._received(window, count)
+
+    def download(self, window: Window, target: BinaryIO) -> None:
+        """Write the answer for ``window`` to ``target`` as it arrives."""
+        response = self._get_with_retries(window)
+        self.stats.windows += 1
+        written = 0
+        try:
+            for chunk in response.iter_content(CHUNK_BYTES):
+                target.write(chunk)
+                written += len(chunk)
+                self._count_bytes(len(chunk))
+        except requests.RequestException as error:
+            raise broken_answer(window, f"{written} bytes", error) from None
+        finally:
+            response.close()
+
+    def _received(self, window: Window, count: int) -> None:
         self.stats.records += count
         self.log.info(f"Dixa window {window}: {count} conversations")
 
@@ -178,6 +218,16 @@ class ExportClient:
             status=status,
             window=window,
         )
+
+
+def broken_answer(window: Window, received: str, error: Exception) -> DixaApiError:
+    """The error for an answer that ended early or is not the expected JSON."""
+    return DixaApiError(
+        f"The answer for window {window} broke off after {received} "
+        f"({type(error).__name__}: {error}); nothing of this window is committed. "
+        "Re-run the partition to load it completely.",
+        window=window,
+    )
 
 
 def api_message_of(response: requests.Response) -> str:
