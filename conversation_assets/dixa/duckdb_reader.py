@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 #: The largest single conversation DuckDB reads; a larger one goes to the reference path.
 MAX_OBJECT_BYTES = 16 * 1024 * 1024
 #: DuckDB's working memory for the parse; it reads the file in buffers, not whole.
-DUCKDB_CONFIG = {"memory_limit": "256MB"}
+DUCKDB_CONFIG = {"memory_limit": "128MB"}
 #: JSON types DuckDB may cast to a declared type without losing anything.
 EXACT_JSON_TYPES = {"BIGINT": "('BIGINT', 'UBIGINT')", "BOOLEAN": "('BOOLEAN')"}
 #: The column type of a field nobody declared, from the JSON types of its values.
