@@ -58,6 +58,7 @@ def test_a_window_loads_exactly_its_conversations_with_child_tables(
         assert counts[f"conversation_export__{child}"] > 0, child
     assert summary.conversations == counts["conversation_export"]
     assert stats.requests == 1 and stats.retries == 0
+    assert not list((tmp_path / "run").rglob("dixa-answer-*")), "the answer file is removed"
 
 
 def test_custom_field_values_load_whether_string_or_array(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -126,9 +127,14 @@ def conversation_pages(
     batch_size_days: int,
     updated_at: dlt.sources.incremental[int] = dlt.sources.incremental(CURSOR_FIELD),
 ) -> Iterator[Any]:
-    """Every conversation updated in the incremental's range, as typed Arrow tables."""
+    """Every conversation updated in the incremental's range, as typed Arrow tables.
+
+    Each answer is written to a file in the pipeline's working folder (a run's own folder under
+    Dagster, removed with it) and parsed from there.
+    """
+    spool_dir = Path(dlt.current.pipeline().working_dir)
     for window in windows_to_request(batch_size_days, updated_at):
-        yield from client.fetch_tables(window, ROWS_PER_TABLE)
+        yield from client.fetch_tables(window, ROWS_PER_TABLE, spool_dir)
     release_unused_memory()
 
 

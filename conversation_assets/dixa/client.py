@@ -116,13 +116,16 @@ class ExportClient:
             response.close()
         self._received(window, count)
 
-    def fetch_tables(self, window: Window, rows_per_table: int) -> Iterator[pa.Table]:
+    def fetch_tables(
+        self, window: Window, rows_per_table: int, spool_dir: Path | None = None
+    ) -> Iterator[pa.Table]:
         """Every conversation of ``window`` in typed Arrow tables, via a temporary file.
 
-        The file lives in the system's temporary folder (``TMPDIR``) while the window is read
-        and needs about the size of the answer (~2.2 KB a conversation).
+        The file lives in ``spool_dir`` (default: the system's temporary folder, ``TMPDIR``)
+        while the window is read; it needs about the size of the answer (~2.2 KB a
+        conversation).
         """
-        with tempfile.TemporaryDirectory(prefix="dixa-answer-") as folder:
+        with tempfile.TemporaryDirectory(prefix="dixa-answer-", dir=spool_dir) as folder:
             path = Path(folder) / "conversation_export.json"
             with path.open("wb") as body:
                 self.download(window, body)
