@@ -116,7 +116,7 @@ def dixa_conversation_export(
     stats = RequestStats()
     source = source_for_window(settings, window, stats=stats, logger=context.log)
     remove_abandoned_run_dirs(context)
-    run_dir = runs_dir() / context.run_id
+    run_dir = runs_dir() / context.run.run_id
     pipeline = make_pipeline(pipelines_dir=run_dir, staging_suffix=context.partition_key)
     context.log.info(f"Loading partition {context.partition_key}: updated_at in {window}")
     with destination_lock(pipeline, context.partition_key, context.log):
@@ -173,7 +173,7 @@ def remove_abandoned_run_dirs(context: AssetExecutionContext) -> None:
         return
     for folder in runs_dir().iterdir():
         run = context.instance.get_run_by_id(folder.name.split("-checks-")[0])
-        if run is not None and run.is_finished and run.run_id != context.run_id:
+        if run is not None and run.is_finished and run.run_id != context.run.run_id:
             context.log.info(f"Removing the dlt folder of finished run {run.run_id}")
             shutil.rmtree(folder, ignore_errors=True)
 
