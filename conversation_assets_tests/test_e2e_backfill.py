@@ -582,17 +582,17 @@ SCHEDULE_EVERY_MINUTE = Setup(
     env={"DIXA_START_DATE": "2023-01-01", "DIXA_SCHEDULE_CRON": "* * * * *"},
     start_daemon=False,
 )
-#: The daemon is started no later than this second of a minute (see the test): it queues the
-#: backfill's runs about 8 s after it starts, well before the first tick at the next full minute.
-DAEMON_START_LATEST_SECOND = 35
+#: The daemon is started between these seconds of a minute (see the test): it queues the
+#: backfill's runs a few seconds after it starts, before the first tick at the next full minute,
+#: and the twelve runs (~4 s each here) are still going when that tick comes.
+DAEMON_START_SECONDS = (38.0, 46.0)
 
 
-def wait_until_early_in_a_minute(latest_second: float) -> None:
-    """Return at once if the wall clock is at most ``latest_second`` into its minute, else
-    sleep until the next minute begins."""
+def wait_for_second_of_minute(earliest: float, latest: float) -> None:
+    """Return when the wall clock is between ``earliest`` and ``latest`` into its minute."""
     second = time.time() % 60
-    if second > latest_second:
-        time.sleep(60 - second + 0.5)
+    if not earliest <= second <= latest:
+        time.sleep((earliest - second) % 60 + 0.2)
 
 
 def overlapping(run: dict[str, Any], others: list[dict[str, Any]], start: str) -> list[str]:
@@ -618,13 +618,12 @@ def test_a_backfill_of_twelve_months_while_the_schedule_fires_fails_no_run(
     request the real current month (and, early in a month, the previous one too), where the
     sandbox has no conversations: those runs load nothing, so the table holds 2023 only.
 
-    The daemon is started early in a minute so that the backfill's runs are queued before the
-    first tick's, and one of them creates the table first: a run of an empty month on a new
-    DuckDB file fails its checks (the table does not exist yet), a bug of its own.
+    The daemon is started late in a minute: the backfill's runs are queued before the first
+    tick's (one of them creates the table first), and they are still running when it comes.
     """
     setup = SCHEDULE_EVERY_MINUTE
     backfill_id = launch_backfill(deployment, MONTHS_2023)
-    wait_until_early_in_a_minute(DAEMON_START_LATEST_SECOND)
+    wait_for_second_of_minute(*DAEMON_START_SECONDS)
     deployment.start_daemon()
     daemon_started = time.time()
 
