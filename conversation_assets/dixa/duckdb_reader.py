@@ -94,7 +94,9 @@ def first_byte(path: Path) -> bytes:
 
 
 def _duckdb_tables(path: Path, rows_per_table: int) -> Iterator[pa.Table]:
-    with duckdb.connect(config=DUCKDB_CONFIG) as connection:
+    # Should DuckDB spill, it does so next to the answer (removed with it), not in the cwd.
+    config = {**DUCKDB_CONFIG, "temp_directory": str(path.parent / "duckdb_spill")}
+    with duckdb.connect(config=config) as connection:
         extras = undeclared_field_types(connection, path)
         query = typed_query(path, extras)
         for batch in connection.sql(query).to_arrow_reader(rows_per_table):
