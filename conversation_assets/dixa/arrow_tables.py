@@ -1,7 +1,8 @@
 """Conversations as Arrow tables: the fast path, no I/O.
 
 A batch of parsed records becomes one typed Arrow table with nested list columns
-(:func:`records_to_table`); dlt's incremental filters it on ``updated_at``; then
+(:func:`records_to_table`, the reference; ``duckdb_reader`` builds the same table from the
+answer's file without Python objects); dlt's incremental filters it on ``updated_at``; then
 :func:`split_nested` flattens every array column into its child table with vectorised Arrow
 kernels, producing the same tables and columns dlt's own normalizer would:
 
