@@ -41,7 +41,7 @@ __all__ = ["DixaApiError", "RecordError", "RequestStats", "dixa_source"]
 #: Parsed records held as Python objects at once (JSON path; the biggest share of its memory).
 RECORDS_PER_BATCH = 2_000
 #: Conversations per Arrow table handed to dlt: dlt's per-item work (hints, files) is amortized.
-ROWS_PER_TABLE = 10_000
+ROWS_PER_TABLE = 5_000
 
 
 @dlt.source(name="dixa", max_table_nesting=2)
