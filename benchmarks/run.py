@@ -257,8 +257,11 @@ class Served:
 class Sandbox:
     """The sandbox API as a subprocess on a free loopback port, with an answer cache."""
 
-    def __init__(self, per_day: int, now: str, cache_dir: Path, log_path: Path):
+    def __init__(
+        self, per_day: int, now: str, cache_dir: Path, log_path: Path, array_repeat: int = 1
+    ):
         self.per_day = per_day
+        self.array_repeat = array_repeat
         self.now = now
         self.cache_dir = cache_dir
         self.log_path = log_path
@@ -273,7 +276,7 @@ class Sandbox:
             sys.executable, "-m", "conversation_assets.sandbox", "--host", "127.0.0.1",
             "--port", "0", "--per-day", str(self.per_day), "--data-start",
             DATA_START.isoformat(), "--seed", str(SEED), "--now", self.now,
-            "--cache-dir", str(self.cache_dir),
+            "--cache-dir", str(self.cache_dir), "--array-repeat", str(self.array_repeat),
         ]  # fmt: skip
         env = {**os.environ, "DIXA_API_TOKEN": TOKEN}
         self.process = subprocess.Popen(
@@ -808,7 +811,8 @@ def report_markdown(
         "the contender's process tree (sampled every 50 ms) in any run; "
         f"s vs {BASELINE} = median s / {BASELINE}'s median s.",
         "",
-        f"Sizes (window April 2024, one request; sandbox clock {SANDBOX_NOW}, seed {SEED}):",
+        f"Sizes (window April 2024, one request; sandbox clock {SANDBOX_NOW}, seed {SEED}, "
+        f"arrays repeated {meta['array_repeat']}x):",
         "",
     ]
     for case in cases.values():
@@ -882,7 +886,7 @@ def run_sizes(args: argparse.Namespace, scratch: Path) -> tuple[dict[int, Case],
     for size in args.sizes:
         per_day, conversations = calibrate(size, window, SANDBOX_NOW)
         log_path = scratch / f"sandbox-{size}.log"
-        with Sandbox(per_day, SANDBOX_NOW, cache_dir, log_path) as sandbox:
+        with Sandbox(per_day, SANDBOX_NOW, cache_dir, log_path, args.array_repeat) as sandbox:
             body_bytes = sandbox.prewarm(window.query_params)
             case = Case(size, per_day, conversations, sandbox.url, window, body_bytes)
             cases[size] = case
@@ -951,6 +955,7 @@ def single_window_benchmark(args: argparse.Namespace, command: str) -> int:
         "started_at": started_at,
         "command": command,
         "repeat": args.repeat,
+        "array_repeat": args.array_repeat,
         "memory_limit_gb": args.memory_limit_gb,
         "machine": machine,
         "total_seconds": round(time.monotonic() - started, 1),
@@ -1357,6 +1362,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=16.0,
         help="kill a contender whose process tree RSS passes this (0: no limit)",
+    )
+    parser.add_argument(
+        "--array-repeat",
+        type=int,
+        default=1,
+        help="repeat every array of a record N times (child rows: ~8.7 a conversation at 1)",
     )
     parser.add_argument(
         "--seed-max-size",

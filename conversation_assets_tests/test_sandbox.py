@@ -474,3 +474,17 @@ def test_wall_clock_is_the_default_now() -> None:
         records = export(server, now - DAY_MS, now).json()
     assert all(r["updated_at"] <= int(time.time() * 1000) for r in records)
     assert records
+
+
+def test_array_repeat_multiplies_child_rows_and_keeps_the_conversations() -> None:
+    window = (JAN_1, JAN_1 + 7 * DAY_MS)
+    plain = list(DATA.iter_conversations(*window, NOW, False))
+    tripled = SandboxData(DATA.per_day, DATA.data_start, DATA.seed, array_repeat=3)
+    rich = list(tripled.iter_conversations(*window, NOW, False))
+    assert [r["id"] for r in rich] == [r["id"] for r in plain]
+    for before, after in zip(plain, rich, strict=True):
+        assert after["custom_fields"] == before["custom_fields"] * 3
+        assert after["tags"] == (before["tags"] or []) * 3
+        assert after["custom_fields"] is not before["custom_fields"]
+    with pytest.raises(ValueError, match="array_repeat"):
+        SandboxData(array_repeat=0)

@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--now", type=parse_now, help="server clock, ISO or ms (default: wall)")
     parser.add_argument("--bounds", choices=BOUNDS, default="exclusive")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--array-repeat",
+        type=int,
+        default=1,
+        help="repeat every array of a record N times (child rows per conversation: ~8.7 x N)",
+    )
     parser.add_argument("--cache-dir", type=Path, help="keep answers as files and replay them")
     parser.add_argument(
         "--fault",
@@ -58,7 +64,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("a token is required: --token or DIXA_API_TOKEN")
-    data = SandboxData(per_day=args.per_day, data_start=args.data_start, seed=args.seed)
+    data = SandboxData(
+        per_day=args.per_day,
+        data_start=args.data_start,
+        seed=args.seed,
+        array_repeat=args.array_repeat,
+    )
     server = SandboxServer(
         args.token, data, args.host, args.port, args.bounds, args.now, args.cache_dir
     )

@@ -231,7 +231,7 @@ class SandboxServer:
             return generate()
         data = self.data
         key = [GENERATOR_VERSION, after, before, now, self.bounds, extra]
-        key += [data.per_day, data.data_start.isoformat(), data.seed]
+        key += [data.per_day, data.data_start.isoformat(), data.seed, data.array_repeat]
         name = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:32]
         return _cached(self.cache_dir / f"{name}.json", generate)
 
