@@ -60,9 +60,20 @@ def make_destination(name: str | None = None, staging_suffix: str = "") -> Desti
     if name == "duckdb":
         path = duckdb_file()
         path.parent.mkdir(parents=True, exist_ok=True)
-        credentials = DuckDbCredentials(str(path), global_config=DUCKDB_CONFIG)
+        config = {**DUCKDB_CONFIG, "threads": duckdb_threads()}
+        credentials = DuckDbCredentials(str(path), global_config=config)
         return dlt.destinations.duckdb(credentials=credentials, staging_dataset_name_layout=layout)
     return dlt.destinations.postgres(staging_dataset_name_layout=layout)
+
+
+def duckdb_threads() -> int:
+    """DuckDB threads per load job: dlt's load workers (``[load] workers``) share the cores.
+
+    On 2 cores, 2 jobs of 2 threads each were slower (8.7 s vs 7.7 s at 200,000 conversations)
+    and took more memory at 1,000,000 than 2 jobs of 1 thread.
+    """
+    workers = int(dlt.config.get("load.workers") or 20)  # dlt's default is 20
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
 
 
 def staging_layout(suffix: str) -> str:

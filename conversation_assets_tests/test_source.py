@@ -1,12 +1,14 @@
 """The dlt source against the sandbox over real HTTP, into real DuckDB files."""
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
 
 from conversation_assets.dixa import DixaApiError
 from conversation_assets.dixa.windows import DAY_MS, Window, to_ms
+from conversation_assets.pipeline import duckdb_threads
 from conversation_assets.sandbox import Fault, SandboxServer
 from conversation_assets_tests.conftest import TOKEN
 from conversation_assets_tests.helpers import load_window, month_window, query, table_counts
@@ -215,3 +217,11 @@ def to_ms_date(day: str) -> int:
 
 def days_since_2000(day: str) -> int:
     return (to_ms_date(day) - to_ms_date("2000-01-01")) // DAY_MS
+
+
+def test_duckdb_load_jobs_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    cores = os.cpu_count() or 1
+    monkeypatch.setenv("LOAD__WORKERS", "1")
+    assert duckdb_threads() == cores
+    monkeypatch.setenv("LOAD__WORKERS", str(cores * 4))
+    assert duckdb_threads() == 1
