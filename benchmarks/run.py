@@ -156,6 +156,7 @@ class ProcStat:
     ppid: int
     session: int
     rss_bytes: int
+    name: str = ""
 
 
 def read_proc_stats() -> list[ProcStat]:
@@ -172,7 +173,8 @@ def read_proc_stats() -> list[ProcStat]:
         fields = text[text.rfind(")") + 2 :].split()
         # After "pid (comm) ": state ppid pgrp session ... rss is field 24 of the whole line.
         rss = int(fields[21]) * PAGE_SIZE
-        stats.append(ProcStat(int(entry), int(fields[1]), int(fields[3]), rss))
+        name = text[text.find("(") + 1 : text.rfind(")")]
+        stats.append(ProcStat(int(entry), int(fields[1]), int(fields[3]), rss, name))
     return stats
 
 
@@ -212,6 +214,8 @@ class TreeWatch(threading.Thread):
         self.interval = interval
         self.peak_bytes = 0
         self.peak_processes = 0
+        #: ``name:MB`` of each process at the peak: a short-lived fork shows up here.
+        self.peak_members: list[str] = []
         self.samples = 0
         self.killed = False
         self._stop_event = threading.Event()
@@ -230,6 +234,7 @@ class TreeWatch(threading.Thread):
         self.samples += 1
         if total > self.peak_bytes:
             self.peak_bytes, self.peak_processes = total, len(members)
+            self.peak_members = [f"{m.name}:{m.rss_bytes // MB}" for m in members]
         if self.limit_bytes is not None and total > self.limit_bytes:
             self.killed = True
             kill_tree(self.root)
@@ -510,6 +515,7 @@ class RunResult:
     seconds: float | None = None
     inner_seconds: float | None = None
     peak_rss_bytes: int | None = None
+    peak_members: list[str] = field(default_factory=list)
     peak_processes: int | None = None
     samples: int | None = None
     expected_rows: int | None = None
@@ -642,6 +648,7 @@ def run_one(
         served = sandbox.served_since_last()
         result.seconds = round(seconds, 3)
         result.peak_rss_bytes, result.peak_processes = watch.peak_bytes, watch.peak_processes
+        result.peak_members = watch.peak_members
         result.samples, result.returncode = watch.samples, returncode
         result.requests = served.requests
         result.same_body = served.requests > 0 and all(
