@@ -8,6 +8,7 @@ through dlt's own variables (``DESTINATION__DUCKDB__CREDENTIALS``,
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -92,13 +93,34 @@ def make_pipeline(
     staging_suffix: str = "",
 ) -> dlt.Pipeline:
     """The project's pipeline; ``pipelines_dir`` gives a run its own dlt working folder."""
-    return dlt.pipeline(
+    pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         pipelines_dir=None if pipelines_dir is None else str(pipelines_dir),
         destination=destination or make_destination(staging_suffix=staging_suffix),
         dataset_name=DATASET_NAME,
         progress="log" if os.environ.get("DIXA_PROGRESS") == "log" else None,
     )
+    if pipeline.destination.destination_name == "postgres":
+        load_one_partition_at_a_time(pipeline)
+    return pipeline
+
+
+def load_one_partition_at_a_time(pipeline: dlt.Pipeline) -> None:
+    """Make the pipeline's load step hold a dataset-wide Postgres advisory lock.
+
+    Partitions extract and normalize in parallel, but dlt creates and alters the dataset's
+    tables in the load step: two first loads at once collide (``relation ... already exists``,
+    seen with three partitions), as would two loads adding the same new column. So the load
+    steps (the DDL, the copy into each partition's staging schema and the merge) take turns.
+    """
+    load = pipeline.load
+
+    @functools.wraps(load)
+    def load_holding_the_dataset_lock(*args: Any, **kwargs: Any) -> Any:
+        with advisory_lock(pipeline, DATASET_NAME):
+            return load(*args, **kwargs)
+
+    pipeline.load = load_holding_the_dataset_lock  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -127,13 +149,19 @@ def destination_lock(pipeline: dlt.Pipeline, partition_key: str, log: Any = None
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return
-    key = staging_layout(partition_key) % DATASET_NAME  # the partition's staging schema
+    with advisory_lock(pipeline, staging_layout(partition_key) % DATASET_NAME):
+        yield
+
+
+@contextmanager
+def advisory_lock(pipeline: dlt.Pipeline, name: str) -> Iterator[None]:
+    """Hold the Postgres advisory lock named ``name`` (waits for it), on its own connection."""
     with pipeline.sql_client() as client:
-        client.execute_sql("SELECT pg_advisory_lock(hashtext(%s))", key)
+        client.execute_sql("SELECT pg_advisory_lock(hashtext(%s))", name)
         try:
             yield
         finally:
-            client.execute_sql("SELECT pg_advisory_unlock(hashtext(%s))", key)
+            client.execute_sql("SELECT pg_advisory_unlock(hashtext(%s))", name)
 
 
 @dataclass
