@@ -25,6 +25,7 @@ from conversation_assets.dixa.schema import (
     TABLE_NAME,
     root_merge_columns,
 )
+from conversation_assets.dixa.stream import batched
 from conversation_assets.dixa.windows import Window, request_windows, to_ms
 from conversation_assets.settings import (
     DEFAULT_BASE_URL,
@@ -145,18 +146,6 @@ def conversation_tables(table: Any) -> Iterator[Any]:
     hints = table_hints()
     for name, part in split_nested(table, load_id).items():
         yield dlt.mark.with_hints(part, hints[name], create_table_variant=True)
-
-
-def batched(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    """Lists of up to ``size`` records: dlt extracts lists much faster than single items."""
-    batch: list[dict[str, Any]] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def source_for_window(settings: DixaSettings, window: Window, **kwargs: Any) -> DltSource:

@@ -34,7 +34,7 @@ from conversation_assets.dixa.arrow_tables import (
     VALUE_LIST,
     records_to_table,
 )
-from conversation_assets.dixa.stream import ChunkReader, iter_json_records
+from conversation_assets.dixa.stream import ChunkReader, batched, iter_json_records
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,7 @@ def reference_tables(path: Path, rows_per_table: int, skip: int = 0) -> Iterator
     """The same tables from Python objects (``ijson``): slower, and precise about bad input."""
     with path.open("rb") as body:
         reader = ChunkReader(iter(lambda: body.read(1 << 20), b""))
-        records = islice(iter_json_records(reader), skip, None)
-        while batch := list(islice(records, rows_per_table)):
+        for batch in batched(islice(iter_json_records(reader), skip, None), rows_per_table):
             yield records_to_table(batch)
 
 

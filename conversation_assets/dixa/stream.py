@@ -79,3 +79,15 @@ def _data_items(reader: ChunkReader) -> Iterator[Any]:
             return
         keys.append(key)
     raise ValueError(f"expected a JSON array, got an object with keys {sorted(keys)}")
+
+
+def batched(records: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """Lists of up to ``size`` records: dlt extracts lists much faster than single items."""
+    batch: list[dict[str, Any]] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
