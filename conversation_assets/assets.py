@@ -128,7 +128,7 @@ def dixa_conversation_export(
                 loader_file_format=LOADER_FILE_FORMAT,
             )
         )
-    summary = summarize(pipeline)
+        summary = summarize(pipeline)
     for result in results:
         yield result._replace(
             metadata={
@@ -151,8 +151,8 @@ def partition_metadata(
         "rows_by_table": MetadataValue.json(summary.row_counts),
         "conversations_loaded": MetadataValue.int(summary.conversations),
         "conversations_received": MetadataValue.int(stats.records),
-        # Received but outside the window (an inclusive API bound, or a stray record): each is
-        # loaded by the partition its updated_at belongs to.
+        # Received but not loaded here: outside the window (an inclusive API bound, or a stray
+        # record; loaded by the partition its updated_at belongs to), or received twice.
         "conversations_outside_window": MetadataValue.int(
             max(stats.records - summary.conversations, 0)
         ),

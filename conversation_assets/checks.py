@@ -4,7 +4,8 @@ They query the destination through dlt's SQL client, so they work on DuckDB and 
 """
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from dagster import (
@@ -19,7 +20,26 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from conversation_assets.assets import ASSET_KEY, PARTITIONS, runs_dir
 from conversation_assets.dixa.schema import TABLE_NAME
+from conversation_assets.partitions import configured_start_date, partition_window
 from conversation_assets.pipeline import destination_lock, make_pipeline
+
+
+@contextmanager
+def dataset_client(context: AssetCheckExecutionContext) -> Iterator[Any]:
+    """dlt's SQL client on the dataset, holding the destination's lock.
+
+    A dlt working folder of its own (removed afterwards), and the lock: another run may be
+    loading the same DuckDB file.
+    """
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    prefix = f"{context.run.run_id}-checks-"
+    with tempfile.TemporaryDirectory(dir=runs_dir(), prefix=prefix) as workdir:
+        pipeline = make_pipeline(pipelines_dir=workdir)
+        with (
+            destination_lock(pipeline, context.partition_key, context.log),
+            pipeline.sql_client() as client,
+        ):
+            yield client
 
 
 def query_one(
@@ -30,22 +50,34 @@ def query_one(
     ``if_no_table`` is the answer while the root table does not exist yet: a first load of a
     window without conversations creates no table.
     """
-    # A dlt working folder of its own (removed afterwards), and the destination's lock: another
-    # run may be loading the same DuckDB file.
-    runs_dir().mkdir(parents=True, exist_ok=True)
-    prefix = f"{context.run.run_id}-checks-"
-    with tempfile.TemporaryDirectory(dir=runs_dir(), prefix=prefix) as workdir:
-        pipeline = make_pipeline(pipelines_dir=workdir)
-        with (
-            destination_lock(pipeline, context.partition_key, context.log),
-            pipeline.sql_client() as client,
-        ):
-            table = client.make_qualified_table_name(TABLE_NAME)
-            try:
-                rows = client.execute_sql(sql.format(table=table), *params)
-            except DatabaseUndefinedRelation:
-                return if_no_table
+    with dataset_client(context) as client:
+        table = client.make_qualified_table_name(TABLE_NAME)
+        try:
+            rows = client.execute_sql(sql.format(table=table), *params)
+        except DatabaseUndefinedRelation:
+            return if_no_table
     return tuple(rows[0]) if rows else ()
+
+
+def count_per_child_table(context: AssetCheckExecutionContext, sql: str, *params: Any) -> dict:
+    """``sql`` (one count) run for every child table; ``{child}`` and ``{root}`` are qualified.
+
+    Child tables are found in the destination itself (``conversation_export__*``), so tables
+    that appeared with new array fields are checked too.
+    """
+    counts: dict[str, int] = {}
+    with dataset_client(context) as client:
+        tables = client.execute_sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            client.dataset_name,
+        )
+        names = sorted(name for (name,) in tables if name.startswith(f"{TABLE_NAME}__"))
+        root = client.make_qualified_table_name(TABLE_NAME)
+        for name in names:
+            child = client.make_qualified_table_name(name)
+            (count,) = client.execute_sql(sql.format(child=child, root=root), *params)[0]
+            counts[name] = int(count)
+    return counts
 
 
 def latest_partition_metadata(context: AssetCheckExecutionContext) -> dict[str, Any]:
@@ -117,8 +149,50 @@ def loaded_rows_inside_partition_window(context: AssetCheckExecutionContext) -> 
     )
 
 
+@asset_check(asset=ASSET_KEY, partitions_def=PARTITIONS, blocking=True)
+def no_duplicate_child_rows(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    """Each array item of the partition's conversations is stored once in its child table.
+
+    A conversation exported twice must keep the child rows of one version only: two rows with
+    the same parent row and list position mean two versions' items were both kept.
+    """
+    time_window = PARTITIONS.time_window_for_partition_key(context.partition_key)
+    window = partition_window(time_window, configured_start_date())
+    duplicates = count_per_child_table(
+        context,
+        "SELECT COUNT(*) FROM (SELECT c._dlt_parent_id, c._dlt_list_idx FROM {child} c "
+        "JOIN {root} r ON c._dlt_root_id = r._dlt_id "
+        "WHERE r.updated_at >= %s AND r.updated_at < %s "
+        "GROUP BY c._dlt_parent_id, c._dlt_list_idx HAVING COUNT(*) > 1) d",
+        window.start_ms,
+        window.end_ms,
+    )
+    return AssetCheckResult(
+        passed=not any(duplicates.values()),
+        metadata={"duplicate_child_rows_by_table": duplicates},
+    )
+
+
+@asset_check(asset=ASSET_KEY, partitions_def=PARTITIONS, blocking=True)
+def no_orphan_child_rows(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    """Every child row belongs to a conversation in the root table.
+
+    An orphan has no root row, so no partition of its own: the whole dataset is counted.
+    """
+    orphans = count_per_child_table(
+        context,
+        "SELECT COUNT(*) FROM {child} c "
+        "WHERE NOT EXISTS (SELECT 1 FROM {root} r WHERE r._dlt_id = c._dlt_root_id)",
+    )
+    return AssetCheckResult(
+        passed=not any(orphans.values()), metadata={"orphan_child_rows_by_table": orphans}
+    )
+
+
 DATA_QUALITY_CHECKS: Sequence[AssetChecksDefinition] = (
     no_duplicate_ids,
     no_null_id_or_updated_at,
     loaded_rows_inside_partition_window,
+    no_duplicate_child_rows,
+    no_orphan_child_rows,
 )

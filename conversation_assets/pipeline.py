@@ -18,6 +18,7 @@ from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from conversation_assets.settings import SettingsError
@@ -176,13 +177,37 @@ class LoadSummary:
         return self.row_counts.get("conversation_export", 0)
 
 
-def summarize(pipeline: dlt.Pipeline) -> LoadSummary:
-    """Rows per data table and load ids of the pipeline's last run."""
+def rows_of_load(pipeline: dlt.Pipeline, root_table: str, load_id: str) -> dict[str, int]:
+    """Rows each table holds from one load, after dlt's merge: distinct conversations, not rows
+    received (an API that answers a conversation twice is counted once).
+
+    Child tables have no ``_dlt_load_id``: their rows count through their root row.
+    """
+    counts: dict[str, int] = {}
+    schema = pipeline.default_schema
+    with pipeline.sql_client() as client:
+        root = client.make_qualified_table_name(root_table)
+        for name in [root_table, *sorted(schema.tables)]:
+            if name != root_table and not name.startswith(f"{root_table}__"):
+                continue
+            table = client.make_qualified_table_name(name)
+            sql = f"SELECT COUNT(*) FROM {table} WHERE _dlt_load_id = %s"
+            if name != root_table:
+                sql = (
+                    f"SELECT COUNT(*) FROM {table} c JOIN {root} r ON c._dlt_root_id = r._dlt_id "
+                    "WHERE r._dlt_load_id = %s"
+                )
+            try:
+                counts[name] = int(client.execute_sql(sql, load_id)[0][0])
+            except DatabaseUndefinedRelation:
+                continue
+    return counts
+
+
+def summarize(pipeline: dlt.Pipeline, root_table: str = "conversation_export") -> LoadSummary:
+    """Rows per data table (as stored after the merge) and load ids of the pipeline's last run."""
     trace = pipeline.last_trace
-    normalize_info = trace.last_normalize_info if trace else None
     load_info = trace.last_load_info if trace else None
-    counts = dict(normalize_info.row_counts) if normalize_info else {}
-    return LoadSummary(
-        row_counts={name: n for name, n in sorted(counts.items()) if not name.startswith("_dlt")},
-        load_ids=list(load_info.loads_ids) if load_info else [],
-    )
+    load_ids = list(load_info.loads_ids) if load_info else []
+    counts = rows_of_load(pipeline, root_table, load_ids[-1]) if load_ids else {}
+    return LoadSummary(row_counts=counts, load_ids=load_ids)

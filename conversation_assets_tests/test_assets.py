@@ -31,6 +31,8 @@ def test_definitions_load_with_the_asset_checks_schedule_and_sensor() -> None:
         "no_duplicate_ids",
         "no_null_id_or_updated_at",
         "loaded_rows_inside_partition_window",
+        "no_duplicate_child_rows",
+        "no_orphan_child_rows",
     } <= check_names
     assert defs.resolve_schedule_def("daily_conversation_export")
     assert defs.resolve_sensor_def("dixa_freshness_checks_sensor")
@@ -99,12 +101,29 @@ def test_materializing_a_partition_loads_exactly_its_window_and_is_idempotent(
         assert metadata["dlt_load_id"]
 
         checks = result.get_asset_check_evaluations()
-        assert len(checks) == 3 and all(check.passed for check in checks)
+        assert len(checks) == 5 and all(check.passed for check in checks)
 
         again = materialize("2024-03-01", instance)
         assert again.success
         assert table_counts(database) == counts
     assert not list(Path(dixa_env["DIXA_DLT_RUNS_DIR"]).glob("*")), "run folders are cleaned up"
+
+
+def test_the_load_path_setting_takes_effect_under_dagster(
+    sandbox: SandboxServer, dixa_env: dict[str, str], extract_format: str
+) -> None:
+    """DIXA_EXTRACT_FORMAT reaches the asset: the rows show which path wrote them."""
+    database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
+    with DagsterInstance.ephemeral() as instance:
+        assert materialize("2024-02-01", instance).success
+    # The Arrow path keys a conversation's rows by its id; dlt's normalizer by a random row key.
+    ((rows, keyed_by_id),) = query(
+        database,
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE _dlt_id = CAST(id AS VARCHAR)) "
+        "FROM dixa.conversation_export",
+    )
+    assert rows > 0
+    assert keyed_by_id == (rows if extract_format == "arrow" else 0)
 
 
 def test_a_missing_token_fails_the_run_naming_the_variable(

@@ -55,7 +55,7 @@ def dixa_source(
     max_retries: int = DEFAULT_MAX_RETRIES,
     retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS,
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
-    extract_format: str = "arrow",
+    extract_format: str = "json",
     start: datetime | date | int | None = None,
     stats: RequestStats | None = None,
     logger: Any = None,
@@ -66,9 +66,10 @@ def dixa_source(
     incremental state on ``updated_at``). Without ``end`` it runs up to now. Settings are
     validated before any request; ``stats`` (optional) collects the requests made.
 
-    ``extract_format="arrow"`` (the default) builds typed Arrow tables and flattens the arrays
-    into child tables itself; ``"json"`` hands plain records to dlt's normalizer (slower, the
-    reference the Arrow path is tested against).
+    ``extract_format="json"`` (the default) hands plain records to dlt's normalizer, which
+    makes the child tables nested tables of the root: dlt's merge replaces a conversation and its
+    child rows in one transaction. ``"arrow"`` builds typed Arrow tables and flattens the arrays
+    into child tables itself: faster, with the limits the README lists.
     """
     settings = DixaSettings.from_values(
         api_token=api_token,
