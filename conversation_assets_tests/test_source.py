@@ -46,6 +46,41 @@ def test_boundary_conversations_load_exactly_once_under_either_bound_semantics(
     assert on_edges == [(january.start_ms, 1), (february.start_ms, 1), (february.end_ms - 1, 1)]
 
 
+def test_a_conversation_on_a_request_edge_has_its_child_rows_once_under_inclusive_bounds(
+    sandbox: SandboxServer, dixa_env: dict[str, str], tmp_path: Path
+) -> None:
+    """January at batch size 31 is two requests, the second 1 ms long: under inclusive bounds a
+    conversation on the last millisecond is in both answers; each answer keeps its own window.
+    """
+    sandbox.bounds = "inclusive"
+    january = month_window(2024, 1)
+    edge = {
+        "id": 90_001,
+        "updated_at": january.end_ms - 1,
+        "tags": ["a", "b"],
+        "ratings": [{"rating_score": 5}, {"rating_score": 3}],
+        "custom_fields": [{"identifier": "x", "value": ["1", "2"]}],
+    }
+    sandbox.extra_records.append(edge)
+    _, stats = load_window(january, tmp_path / "run")
+    database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
+    assert stats.requests == 2
+    rows = {
+        table: query(
+            database,
+            f"SELECT COUNT(*) FROM dixa.{table} c JOIN dixa.conversation_export r "
+            "ON c._dlt_root_id = r._dlt_id WHERE r.id = 90001",
+        )[0][0]
+        for table in ("conversation_export__tags", "conversation_export__ratings")
+    }
+    assert rows == {"conversation_export__tags": 2, "conversation_export__ratings": 2}
+    assert query(
+        database,
+        "SELECT COUNT(*) FROM dixa.conversation_export__custom_fields__value "
+        "WHERE _dlt_root_id IN (SELECT _dlt_id FROM dixa.conversation_export WHERE id = 90001)",
+    ) == [(2,)]
+
+
 def test_a_window_loads_exactly_its_conversations_with_child_tables(
     sandbox: SandboxServer, dixa_env: dict[str, str], tmp_path: Path
 ) -> None:

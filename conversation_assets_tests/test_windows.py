@@ -63,3 +63,10 @@ def test_to_ms_is_exact_for_dates_and_datetimes() -> None:
     assert to_ms(date(1970, 1, 2)) == DAY_MS
     assert to_ms(datetime(2024, 1, 1, 0, 0, 0, 1000, tzinfo=UTC)) == JAN_1 + 1
     assert format_ms(JAN_1 + 1) == "2024-01-01T00:00:00.001Z"
+
+
+def test_a_window_contains_its_start_and_not_its_end() -> None:
+    window = Window(1_000, 2_000)
+    assert 1_000 in window and 1_999 in window
+    assert 999 not in window and 2_000 not in window
+    assert None not in window and "1500" not in window

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import pyarrow.compute as pc
 from dlt.extract.source import DltSource
 
 from conversation_assets.dixa.api import WRITE_DISPOSITION
@@ -120,7 +121,20 @@ def conversation_export(
 ) -> Iterator[list[dict[str, Any]]]:
     """Every conversation updated in the incremental's range, as records for dlt's normalizer."""
     for window in windows_to_request(batch_size_days, updated_at):
-        yield from batched(client.fetch(window), RECORDS_PER_BATCH)
+        yield from batched(inside(window, client.fetch(window)), RECORDS_PER_BATCH)
+
+
+def inside(window: Window, records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The records of one answer that belong to its own request window.
+
+    Under inclusive API bounds a conversation on a request edge is in two answers; each answer
+    keeps only its own window's, so no run reads a conversation twice from its edges. A record
+    without an integer ``updated_at`` is kept (dlt's incremental includes it; a check reports it).
+    """
+    for record in records:
+        cursor = record.get(CURSOR_FIELD)
+        if cursor in window or not isinstance(cursor, int) or isinstance(cursor, bool):
+            yield record
 
 
 @dlt.resource(name=f"{TABLE_NAME}_pages", primary_key=PRIMARY_KEY, selected=False)
@@ -136,8 +150,19 @@ def conversation_pages(
     """
     spool_dir = Path(dlt.current.pipeline().working_dir)
     for window in windows_to_request(batch_size_days, updated_at):
-        yield from client.fetch_tables(window, ROWS_PER_TABLE, spool_dir)
+        for table in client.fetch_tables(window, ROWS_PER_TABLE, spool_dir):
+            yield table_inside(window, table)
     release_unused_memory()
+
+
+def table_inside(window: Window, table: Any) -> Any:
+    """The rows of one answer's table that belong to its own request window (see ``inside``)."""
+    cursor = table[CURSOR_FIELD]
+    keep = pc.or_kleene(
+        pc.and_(pc.greater_equal(cursor, window.start_ms), pc.less(cursor, window.end_ms)),
+        pc.is_null(cursor),
+    )
+    return table.filter(keep)
 
 
 @dlt.transformer(name=TABLE_NAME)

@@ -43,6 +43,9 @@ class Window:
     def request_span_ms(self) -> int:
         return self.end_ms - self.start_ms + 1
 
+    def __contains__(self, ms: object) -> bool:
+        return isinstance(ms, int) and self.start_ms <= ms < self.end_ms
+
     def __str__(self) -> str:
         return f"[{format_ms(self.start_ms)}, {format_ms(self.end_ms)})"
 
