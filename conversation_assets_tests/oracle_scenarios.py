@@ -71,6 +71,10 @@ class Scenario:
     final_order: list[str]
     versions: list[Record] = field(repr=False, default_factory=list)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """How Hypothesis prints a falsifying example: the readable timeline."""
+        printer.text(f"Scenario(\n{self.timeline()}\n)")
+
     def timeline(self) -> str:
         """A readable account: when each version exists, and the runs."""
         lines = [f"batch_size={self.batch_size} bounds={self.bounds}"]
