@@ -150,6 +150,14 @@ def column_bounds(
 Fetch = Callable[[str], tuple[list[str], list[tuple[Any, ...]]]]
 
 
+class RawTable(list[Row]):
+    """A table's rows as read, and its ``columns`` (known even when it has no rows)."""
+
+    def __init__(self, columns: list[str], rows: list[Row]):
+        super().__init__(rows)
+        self.columns = columns
+
+
 def read_raw(fetch: Fetch, schema: str = "dixa") -> dict[str, list[Row]]:
     """Every data table of ``schema`` as it is (all columns, nulls included)."""
     _, names = fetch(
@@ -159,7 +167,7 @@ def read_raw(fetch: Fetch, schema: str = "dixa") -> dict[str, list[Row]]:
     tables = {}
     for (name,) in names:
         columns, rows = fetch(f'SELECT * FROM {schema}."{name}"')
-        tables[name] = [dict(zip(columns, row, strict=True)) for row in rows]
+        tables[name] = RawTable(columns, [dict(zip(columns, row, strict=True)) for row in rows])
     return tables
 
 
@@ -188,7 +196,7 @@ def keyed(raw: dict[str, list[Row]]) -> Loaded:
     rows: dict[str, list[tuple[Key, Row]]] = {}
     columns: dict[str, set[str]] = {}
     for name in sorted(raw, key=lambda table: table.count("__")):
-        present: set[str] = set()
+        present = set(getattr(raw[name], "columns", ())) - LINKAGE
         for row in raw[name]:
             values, folding = _fold(row)
             present |= {column for column in row if column not in LINKAGE}

@@ -111,6 +111,16 @@ def test_same_value_accepts_lossless_forms_only() -> None:
     assert not oracle.same_value(1, True)
 
 
+def test_an_empty_table_still_shows_its_columns() -> None:
+    raw = raw_tables()
+    raw[f"{ROOT}__ratings"] = oracle.RawTable(["rating_score", "_dlt_deleted", "_dlt_id"], [])
+    loaded = oracle.keyed(raw)
+    assert loaded.columns[f"{ROOT}__ratings"] == {"rating_score", "_dlt_deleted"}
+    gone = dict(RECORD, ratings=[{"rating_score": 1}])
+    bounds = oracle.column_bounds([RECORD], [RECORD, gone])
+    assert kinds(oracle.compare_columns(loaded, bounds)) == ["extra column"]
+
+
 def test_snapshot_ignores_row_order() -> None:
     first = {"t": [{"a": 1}, {"a": 2}]}
     assert oracle.snapshot(first) == oracle.snapshot({"t": [{"a": 2}, {"a": 1}]})
