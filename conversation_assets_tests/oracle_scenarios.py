@@ -283,7 +283,7 @@ def run_scenario(
             if oracle.snapshot(after) != oracle.snapshot(before):
                 findings.append(Finding("failed run committed rows", "*", error[:300]))
             if not accepted_failure(error, scenario.versions):
-                findings.append(Finding("run failed", "*", error[:2000]))
+                findings.append(Finding("run failed", "*", _gist(error)))
             if final:
                 failed[month] = error
         findings += consistent(oracle.keyed(after), by_version, served())
@@ -314,6 +314,15 @@ def consistent(
         else:
             versions.append(by_version[pair])
     return findings + oracle.compare(loaded, oracle.expected_tables(versions))
+
+
+def _gist(error: str) -> str:
+    """The lines of an error text that say what went wrong (not the stack frames)."""
+    lines = [line for line in error.splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith((" ", "Traceback", "Stack Trace"))]
+    if len(said) > 14:
+        said = [*said[:10], "...", *said[-4:]]
+    return "\n".join(line[:300] for line in said)
 
 
 def _raise(findings: list[Finding], scenario: Scenario, when: str) -> None:
