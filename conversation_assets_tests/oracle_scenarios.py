@@ -70,6 +70,7 @@ class Scenario:
     runs: list[str]
     final_order: list[str]
     versions: list[Record] = field(repr=False, default_factory=list)
+    name: str = ""  # for the hand-made cases: what they reproduce
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """How Hypothesis prints a falsifying example: the readable timeline."""
@@ -77,7 +78,8 @@ class Scenario:
 
     def timeline(self) -> str:
         """A readable account: when each version exists, and the runs."""
-        lines = [f"batch_size={self.batch_size} bounds={self.bounds}"]
+        lines = [f"{self.name}: " if self.name else ""]
+        lines[0] += f"batch_size={self.batch_size} bounds={self.bounds}"
         for record in self.initial:
             lines.append(f"  initially  {_describe(record)}")
         for update in self.updates:
@@ -333,3 +335,97 @@ def _raise(findings: list[Finding], scenario: Scenario, when: str) -> None:
             f"{when}: {len(findings)} finding(s) of class {kinds}\n{listed}\n"
             f"scenario:\n{scenario.timeline()}"
         )
+
+
+# -- hand-made cases: the reproductions of issue 10, run first every time ------------------------
+
+DAY_MS = 86_400_000
+FEB_1 = month_window("2024-02-01").start_ms
+
+
+def _case(
+    name: str,
+    initial: list[Record],
+    updates: tuple[Update, ...] = (),
+    batch_size: int = 31,
+    bounds: str = "exclusive",
+    runs: tuple[str, ...] = ("2024-01-01",),
+) -> Scenario:
+    versions = [*initial, *(update.record for update in updates)]
+    return Scenario(
+        batch_size, bounds, initial, list(updates), list(runs), list(MONTHS), versions, name
+    )
+
+
+def _version(number: int, updated_at: int, **fields: Any) -> Record:
+    return {"id": FIRST_ID + number, "updated_at": updated_at, **fields}
+
+
+_ARRAYS = {
+    "tags": ["a"],
+    "ratings": [{"rating_score": 1}],
+    "tags_info": [{"id": "t"}],
+    "custom_fields": [{"attribute_id": "x", "value": ["p"]}],
+}
+
+ISSUE_CASES: tuple[Scenario, ...] = (
+    _case(
+        "on a request edge, in both answers (inclusive)",
+        [_version(0, FEB_1 - 1, tags=["a"], ratings=[{"rating_score": 5}])],
+        bounds="inclusive",
+    ),
+    _case(
+        "updated between two requests of one run",
+        [_version(0, START_MS + 2 * DAY_MS, tags=["old"], custom_fields=[{"value": "v"}])],
+        (Update(1, _version(0, START_MS + 16 * DAY_MS, tags=["new"], custom_fields=[])),),
+        batch_size=7,
+    ),
+    _case(
+        "one id twice in one answer",
+        [_version(0, START_MS + 5, tags=["old"]), _version(0, START_MS + 9, tags=["new"])],
+    ),
+    _case(
+        "new keys inside array items",
+        [
+            _version(
+                0,
+                START_MS + 5,
+                ratings=[{"rating_score": 1, "rating_agent_id": "agent"}],
+                tags_info=[{"id": "t", "color": "red"}],
+                custom_fields=[{"attribute_id": "x", "label": "L"}],
+            )
+        ],
+    ),
+    _case(
+        "an integer field arrives as 4.5 in a later run",
+        [_version(0, START_MS + 5, priority_level=3), _version(1, FEB_1 + 5, priority_level=4.5)],
+        runs=("2024-01-01", "2024-02-01"),
+    ),
+    _case(
+        "an integer field arrives as 'high' in a later run (atomicity)",
+        [
+            _version(0, START_MS + 5, priority_level=3, **_ARRAYS),
+            _version(1, FEB_1 + 5, priority_level="high", **_ARRAYS),
+        ],
+        runs=("2024-01-01", "2024-02-01"),
+    ),
+    _case(
+        "an integer field arrives as 'high' in a later request of the same run",
+        [
+            _version(0, START_MS + 6 * DAY_MS, priority_level=7),
+            _version(1, START_MS + 20 * DAY_MS, priority_level="high"),
+        ],
+        batch_size=3,
+    ),
+    _case(
+        "an integer and 'high' in one answer",
+        [
+            _version(0, START_MS + 5, priority_level=3),
+            _version(1, START_MS + 6, priority_level="high"),
+        ],
+    ),
+    _case(
+        "a custom field's value is true",
+        [_version(0, START_MS + 5, custom_fields=[{"attribute_id": "x", "value": True}])],
+    ),
+)

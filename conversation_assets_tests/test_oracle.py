@@ -4,9 +4,9 @@ Generated histories (creations, re-exports whose arrays grow, shrink, empty or v
 ``updated_at`` on and next to partition and request edges, duplicate ids in one answer, updates
 between two requests of one run, new keys, a field that changes type) are served by the sandbox
 and loaded partition by partition, in random order with re-runs, on both load paths; see
-``oracle_scenarios.py`` for what is checked. Profiles (``HYPOTHESIS_PROFILE``): ``default``
-(10 examples per path, a failure is shrunk to the smallest scenario), ``ci`` (the same without
-shrinking) and ``long`` (2,000 examples per path).
+``oracle_scenarios.py`` for what is checked. Profiles (``HYPOTHESIS_PROFILE``):
+``default`` (the hand-made cases of the issue, then 8 generated examples per path; a failure is
+shrunk to the smallest scenario), ``ci`` (the same without shrinking) and ``long`` (2,000).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pytest
 from dagster import DagsterInstance
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 
 from conversation_assets import load
 from conversation_assets.definitions import defs
@@ -33,6 +33,7 @@ from conversation_assets.settings import DixaSettings
 from conversation_assets_tests import oracle
 from conversation_assets_tests.conftest import NOW, TOKEN
 from conversation_assets_tests.oracle_scenarios import (
+    ISSUE_CASES,
     PATH_FORMATS,
     ExtractFormats,
     RunPartition,
@@ -54,10 +55,10 @@ _COMMON = {
         HealthCheck.function_scoped_fixture,
     ],
 }
-settings.register_profile("default", max_examples=10, **_COMMON)
+settings.register_profile("default", max_examples=8, **_COMMON)
 # CI: the same examples, no shrinking (a failure costs minutes of shrinking there; the printed
 # blob or seed reproduces it locally, where the default profile shrinks it).
-settings.register_profile("ci", max_examples=10, phases=NO_SHRINKING, **_COMMON)
+settings.register_profile("ci", max_examples=8, phases=NO_SHRINKING, **_COMMON)
 settings.register_profile("long", max_examples=2_000, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 #: Dagster and Postgres examples are slower: a fraction of the profile's examples.
@@ -195,7 +196,15 @@ def _assert_a_path_ran(spy: ExtractFormats, server: SandboxServer, extract_forma
         assert spy.formats == {PATH_FORMATS[extract_format]}, spy.formats
 
 
+def with_issue_cases(test: Any) -> Any:
+    """Run the hand-made reproductions of issue 10 first (Hypothesis explicit examples)."""
+    for case in reversed(ISSUE_CASES):
+        test = example(scenario=case)(test)
+    return test
+
+
 @pytest.mark.parametrize("extract_format", ["arrow", "json"])
+@with_issue_cases
 @given(scenario=scenarios())
 def test_every_table_matches_the_oracle(extract_format: str, scenario: Scenario) -> None:
     check_on_duckdb(scenario, extract_format, via="pipeline")
