@@ -5,8 +5,8 @@ Generated histories (creations, re-exports whose arrays grow, shrink, empty or v
 between two requests of one run, new keys, a field that changes type) are served by the sandbox
 and loaded partition by partition, in random order with re-runs, on both load paths; see
 ``oracle_scenarios.py`` for what is checked. Profiles (``HYPOTHESIS_PROFILE``):
-``default`` (the hand-made cases of the issue, then 8 generated examples per path; a failure is
-shrunk to the smallest scenario), ``ci`` (the same without shrinking) and ``long`` (2,000).
+``default`` (8 generated examples per path; a failure is shrunk to the smallest scenario),
+``ci`` (the same without shrinking) and ``long`` (2,000).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pytest
 from dagster import DagsterInstance
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 from conversation_assets import load
 from conversation_assets.definitions import defs
@@ -196,15 +196,14 @@ def _assert_a_path_ran(spy: ExtractFormats, server: SandboxServer, extract_forma
         assert spy.formats == {PATH_FORMATS[extract_format]}, spy.formats
 
 
-def with_issue_cases(test: Any) -> Any:
-    """Run the hand-made reproductions of issue 10 first (Hypothesis explicit examples)."""
-    for case in reversed(ISSUE_CASES):
-        test = example(scenario=case)(test)
-    return test
+@pytest.mark.parametrize("extract_format", ["arrow", "json"])
+@pytest.mark.parametrize("case", ISSUE_CASES, ids=[case.name for case in ISSUE_CASES])
+def test_the_issues_reproductions_match_the_oracle(extract_format: str, case: Scenario) -> None:
+    """The hand-made reproductions of issue 10, one test each."""
+    check_on_duckdb(case, extract_format, via="pipeline")
 
 
 @pytest.mark.parametrize("extract_format", ["arrow", "json"])
-@with_issue_cases
 @given(scenario=scenarios())
 def test_every_table_matches_the_oracle(extract_format: str, scenario: Scenario) -> None:
     check_on_duckdb(scenario, extract_format, via="pipeline")
