@@ -4,11 +4,15 @@
         server.inject(Fault.status_code(429, retry_after=1))
         ...  # GET f"{server.url}conversation_export?updated_after=...&updated_before=..."
 
+For an exact script of what the API holds (duplicates, updates between two requests), pass
+``data=ScriptedData(records, updates)`` and ``record_served=True`` (see ``scripted.py``).
+
 Run it on its own with ``python -m conversation_assets.sandbox --port 8765 --token TOKEN``.
 """
 
 from conversation_assets.sandbox.data import SandboxData
 from conversation_assets.sandbox.faults import Fault
+from conversation_assets.sandbox.scripted import ScriptedData, Update
 from conversation_assets.sandbox.server import RequestRecord, SandboxServer
 
-__all__ = ["Fault", "RequestRecord", "SandboxData", "SandboxServer"]
+__all__ = ["Fault", "RequestRecord", "SandboxData", "SandboxServer", "ScriptedData", "Update"]

@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from conversation_assets.sandbox import faults
 from conversation_assets.sandbox.data import DAY_MS, GENERATOR_VERSION, Record, SandboxData
 from conversation_assets.sandbox.faults import Fault
+from conversation_assets.sandbox.scripted import ScriptedData
 
 EXPORT_PATH = "/v1/conversation_export"
 HEALTH_PATH = "/v1/health"
@@ -58,6 +59,8 @@ class RequestRecord:
     headers: dict[str, str]
     status: int = 0
     at: float = field(default_factory=time.monotonic)
+    #: ``(id, updated_at)`` of each record served, in order (only with ``record_served``).
+    served: list[tuple[Any, Any]] = field(default_factory=list)
 
 
 class BadRequest(ValueError):
@@ -115,21 +118,27 @@ class SandboxServer:
     def __init__(
         self,
         token: str,
-        data: SandboxData | None = None,
+        data: SandboxData | ScriptedData | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         bounds: str = "exclusive",
         now: int | None = None,
         cache_dir: Path | None = None,
+        record_served: bool = False,
     ):
         if bounds not in BOUNDS:
             raise ValueError(f"bounds must be one of {BOUNDS}")
+        if cache_dir is not None and isinstance(data, ScriptedData):
+            raise ValueError("cache_dir is for generated data: scripted data changes")
         self.token = token
         self.data = data or SandboxData()
         self.host = host
         self.bounds = bounds
         self.now_ms = now  # None: the wall clock
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        #: Keep ``(id, updated_at)`` of every record served in ``RequestRecord.served``
+        #: (off by default: a benchmark serves millions; cached answers are not recorded).
+        self.record_served = record_served
         self.requests: list[RequestRecord] = []
         self.extra_records: list[Record] = []
         self._port = port
@@ -218,22 +227,32 @@ class SandboxServer:
 
     # -- answers ----------------------------------------------------------------------------
 
-    def _body(self, after: int, before: int) -> Iterator[bytes]:
+    def _body(self, after: int, before: int, request: RequestRecord) -> Iterator[bytes]:
         """The export answer's bytes: from the cache file when there is one."""
         now, inclusive = self._now(), self.bounds == "inclusive"
         extra = list(self.extra_records)
 
         def generate() -> Iterator[bytes]:
-            records = self.data.iter_conversations(after, before, now, inclusive)
-            return json_array(chain(records, extra))
+            records = chain(self.data.iter_conversations(after, before, now, inclusive), extra)
+            if self.record_served:
+                records = _noting(records, request.served)
+            return json_array(records)
 
         if self.cache_dir is None:
             return generate()
         data = self.data
+        assert isinstance(data, SandboxData)
         key = [GENERATOR_VERSION, after, before, now, self.bounds, extra]
         key += [data.per_day, data.data_start.isoformat(), data.seed, data.array_repeat]
         name = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:32]
         return _cached(self.cache_dir / f"{name}.json", generate)
+
+
+def _noting(records: Iterable[Record], served: list[tuple[Any, Any]]) -> Iterator[Record]:
+    """``records``, noting each one's ``(id, updated_at)`` in ``served`` as it is sent."""
+    for record in records:
+        served.append((record.get("id"), record.get("updated_at")))
+        yield record
 
 
 def _cached(path: Path, generate: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
@@ -305,10 +324,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(400, {"message": str(error)})
         fault = sandbox._next_fault()
         if fault is None or fault.kind in faults.BODY_KINDS:
-            return self._stream(sandbox._body(after, before), fault)
+            return self._stream(sandbox._body(after, before, self._request), fault)
         if fault.kind == faults.SLOW:
             time.sleep(fault.delay)
-            return self._stream(sandbox._body(after, before), None)
+            return self._stream(sandbox._body(after, before, self._request), None)
         if fault.kind == faults.STATUS:
             retry = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
             return self._send_json(fault.status, {"message": fault.error_message}, retry)
