@@ -36,6 +36,7 @@ from conversation_assets_tests.oracle_scenarios import (
     ISSUE_CASES,
     PATH_FORMATS,
     ExtractFormats,
+    OracleFailure,
     RunPartition,
     Scenario,
     environment,
@@ -63,6 +64,19 @@ settings.register_profile("long", max_examples=2_000, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 #: Dagster and Postgres examples are slower: a fraction of the profile's examples.
 FEW = max(2, settings.default.max_examples // 6)
+
+#: The Arrow path is known not to pass the oracle (README, "Two load paths"), which is why it is
+#: not the default: its child tables are tables of their own (a `_dlt_deleted` column, merges in
+#: separate transactions, both versions' rows when a run receives a conversation twice), new keys
+#: inside array items are dropped, and an undeclared field whose type changes is cut or fails.
+ARROW_LIMITS = "the Arrow path's known limits (README: Two load paths)"
+
+
+def both_paths(*, strict: bool) -> list[Any]:
+    """``json`` must pass; ``arrow`` is expected to fail the oracle (``strict``: every time)."""
+    arrow_fails = pytest.mark.xfail(raises=OracleFailure, strict=strict, reason=ARROW_LIMITS)
+    return [pytest.param("arrow", marks=arrow_fails), "json"]
+
 
 NOW_MS = to_ms(datetime.fromisoformat(NOW))
 JOB = "dixa_conversation_export_job"
@@ -196,20 +210,20 @@ def _assert_a_path_ran(spy: ExtractFormats, server: SandboxServer, extract_forma
         assert spy.formats == {PATH_FORMATS[extract_format]}, spy.formats
 
 
-@pytest.mark.parametrize("extract_format", ["arrow", "json"])
+@pytest.mark.parametrize("extract_format", both_paths(strict=True))
 @pytest.mark.parametrize("case", ISSUE_CASES, ids=[case.name for case in ISSUE_CASES])
 def test_the_issues_reproductions_match_the_oracle(extract_format: str, case: Scenario) -> None:
     """The hand-made reproductions of issue 10, one test each."""
     check_on_duckdb(case, extract_format, via="pipeline")
 
 
-@pytest.mark.parametrize("extract_format", ["arrow", "json"])
+@pytest.mark.parametrize("extract_format", both_paths(strict=False))
 @given(scenario=scenarios())
 def test_every_table_matches_the_oracle(extract_format: str, scenario: Scenario) -> None:
     check_on_duckdb(scenario, extract_format, via="pipeline")
 
 
-@pytest.mark.parametrize("extract_format", ["arrow", "json"])
+@pytest.mark.parametrize("extract_format", both_paths(strict=False))
 @settings(max_examples=FEW)
 @given(scenario=scenarios(max_ids=4, max_runs=2))
 def test_every_table_matches_the_oracle_through_dagster(
@@ -219,7 +233,7 @@ def test_every_table_matches_the_oracle_through_dagster(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extract_format", ["arrow", "json"])
+@pytest.mark.parametrize("extract_format", both_paths(strict=False))
 @settings(max_examples=FEW)
 @given(scenario=scenarios(max_ids=4, max_runs=2))
 def test_every_table_matches_the_oracle_on_postgres(
