@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -128,7 +129,16 @@ class Deployment:
 @pytest.fixture
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
     """Sandbox, webserver and daemon on fresh state; all stopped at the end, even on failure."""
-    setup: Setup = getattr(request, "param", Setup())
+    with running_deployment(getattr(request, "param", Setup()), tmp_path) as deployment:
+        yield deployment
+
+
+@contextmanager
+def running_deployment(setup: Setup, tmp_path: Path) -> Iterator[Deployment]:
+    """Start the sandbox, webserver and daemon under ``tmp_path``; stop them all on exit.
+
+    Used by the fixture above and by the browser test (``test_browser.py``).
+    """
     processes: list[ManagedProcess] = []
     logs = tmp_path / "logs"
     try:
