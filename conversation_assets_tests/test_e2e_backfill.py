@@ -643,7 +643,7 @@ def test_a_backfill_of_twelve_months_while_the_schedule_fires_fails_no_run(
     )
     backfill = wait_for_backfill(deployment, backfill_id)
     wait_for_runs(deployment, [run["runId"] for run in find_runs(deployment, schedule_filter)])
-    # Every run of the instance: the backfill's, the schedule's, the freshness sensor's.
+    # Every run of the instance: the backfill's and the schedule's.
     everything = wait_for_runs(deployment, [run["runId"] for run in find_runs(deployment, {})])
 
     def kind(run: dict[str, Any]) -> str:
