@@ -199,13 +199,13 @@ def ids_by_month(deployment: Deployment) -> dict[str, set[int]]:
 
 
 def take_pictures(page: playwright_api.Page, url: str, run_url: str, backfill_url: str) -> None:
-    """The README's pictures: the same pages at 0.6x scale, cropped to what they show."""
+    """The README's pictures: the same pages at 0.7x scale, cropped to what they show."""
     assert PICTURES
     folder = Path(PICTURES)
     folder.mkdir(parents=True, exist_ok=True)
     browser = page.context.browser
     assert browser is not None
-    context = browser.new_context(viewport={"width": 1280, "height": 760}, device_scale_factor=0.6)
+    context = browser.new_context(viewport={"width": 1280, "height": 760}, device_scale_factor=0.7)
     context.set_default_timeout(UI_TIMEOUT_MS)
     small = context.new_page()
     small.add_locator_handler(
