@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import playwright.sync_api as playwright_api
 import pytest
 
 from conversation_assets_tests.test_e2e_backfill import (
@@ -31,8 +32,6 @@ from conversation_assets_tests.test_e2e_backfill import (
     loaded_ids,
     running_deployment,
 )
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -276,18 +275,19 @@ def test_materialize_and_backfill_from_the_asset_page(
             wait_for_status(page, backfill_status(page), "Succeeded", {"Failed", "Canceled"})
             backfill_url = page.url
 
-        # Each month exactly as the sandbox serves it: one run per partition, nothing twice.
-        months = sorted([*BACKFILL, ONE_MONTH])
-        loaded = ids_by_month(deployment)
-        assert sorted(loaded) == months
-        for key in months:
-            expected = expected_ids(date.fromisoformat(key), month_end(key))
-            assert loaded[key] == expected, f"{key}: {len(loaded[key])} of {len(expected)}"
-        assert len(loaded_ids(deployment)) == sum(len(ids) for ids in loaded.values())
-        runs = find_runs(deployment, {})
-        ui_runs = [run for run in runs if run["partition"] in months]
-        assert sorted(run["partition"] for run in ui_runs) == months, ui_runs
-        assert all(run["status"] == "SUCCESS" for run in ui_runs), ui_runs
+        with steps.step("duckdb-file"):
+            # Each month exactly as the sandbox serves it: one run per partition, nothing twice.
+            months = sorted([*BACKFILL, ONE_MONTH])
+            loaded = ids_by_month(deployment)
+            assert sorted(loaded) == months
+            for key in months:
+                expected = expected_ids(date.fromisoformat(key), month_end(key))
+                assert loaded[key] == expected, f"{key}: {len(loaded[key])} of {len(expected)}"
+            assert len(loaded_ids(deployment)) == sum(len(ids) for ids in loaded.values())
+            runs = find_runs(deployment, {})
+            ui_runs = [run for run in runs if run["partition"] in months]
+            assert sorted(run["partition"] for run in ui_runs) == months, ui_runs
+            assert all(run["status"] == "SUCCESS" for run in ui_runs), ui_runs
 
         with steps.step("partitions-tab"):
             page.goto(url + ASSET_PAGE + "?view=partitions")
