@@ -88,14 +88,36 @@ def page(screenshots: Path) -> Iterator[playwright_api.Page]:
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             context.set_default_timeout(UI_TIMEOUT_MS)
             new_page = context.new_page()
-            # Dagster's first-visit "Join the Dagster community" dialog, whenever it shows up.
-            new_page.add_locator_handler(
-                new_page.get_by_text("Join the Dagster community"),
-                lambda: new_page.get_by_role("button", name="Skip").click(),
-            )
+            dismiss_community_dialog_whenever_it_shows(new_page)
             yield new_page
         finally:
             browser.close()
+
+
+COMMUNITY_DIALOG = "Join the Dagster community"
+
+
+def dismiss_community_dialog_whenever_it_shows(page: playwright_api.Page) -> None:
+    """Dagster's first-visit dialog (once per instance) may cover the page at any moment."""
+    skip = page.get_by_role("button", name="Skip", exact=True)
+
+    def dismiss() -> None:
+        if skip.is_visible():  # it may be fading out already: then there is nothing to do
+            skip.click(timeout=5_000)
+
+    page.add_locator_handler(page.get_by_text(COMMUNITY_DIALOG), dismiss, no_wait_after=True)
+
+
+def open_first_page(page: playwright_api.Page, url: str) -> None:
+    """Open ``url`` and get the first-visit dialog out of the way if it comes (it comes late)."""
+    page.goto(url)
+    dialog = page.get_by_text(COMMUNITY_DIALOG)
+    try:
+        dialog.wait_for(state="visible", timeout=15_000)
+    except playwright_api.TimeoutError:
+        return  # shown before (the instance remembers), or not at all
+    page.get_by_role("button", name="Skip", exact=True).click()
+    dialog.wait_for(state="hidden")
 
 
 class Steps:
@@ -207,10 +229,7 @@ def take_pictures(page: playwright_api.Page, url: str, run_url: str, backfill_ur
     context = browser.new_context(viewport={"width": 1280, "height": 760}, device_scale_factor=0.7)
     context.set_default_timeout(UI_TIMEOUT_MS)
     small = context.new_page()
-    small.add_locator_handler(
-        small.get_by_text("Join the Dagster community"),
-        lambda: small.get_by_role("button", name="Skip").click(),
-    )
+    dismiss_community_dialog_whenever_it_shows(small)
     try:
         small.goto(url + ASSET_PAGE + "?view=partitions")
         small.get_by_placeholder("Filter by name").fill(BACKFILL[1])
@@ -251,7 +270,7 @@ def test_materialize_and_backfill_from_the_asset_page(
         url = deployment.webserver_url
 
         with steps.step("asset-page"):
-            page.goto(url + ASSET_PAGE)
+            open_first_page(page, url + ASSET_PAGE)
             playwright_api.expect(page.get_by_role("button", name="Materialize…")).to_be_enabled()
 
         with steps.step("materialize-one-month-dialog"):
