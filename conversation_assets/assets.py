@@ -97,9 +97,20 @@ def column_schema() -> TableSchema:
 PARTITIONS = monthly_partitions(configured_start_date())
 
 
+def runs_dir() -> Path:
+    """Where each run gets its own dlt working folder (``DIXA_DLT_RUNS_DIR``)."""
+    return Path(os.environ.get(RUNS_DIR_VARIABLE) or DEFAULT_RUNS_DIR)
+
+
+#: The working folder of the pipeline built when the definitions load (dagster-dlt reads its
+#: schema and destination; it never runs): under the project's runs folder, not dlt's default
+#: in the user's home, whose state every project on the machine shares.
+DEFINITIONS_PIPELINE_DIR = "definitions"
+
+
 @dlt_assets(
     dlt_source=dixa_source(api_token="definition-time-placeholder"),
-    dlt_pipeline=make_pipeline(),
+    dlt_pipeline=make_pipeline(pipelines_dir=runs_dir() / DEFINITIONS_PIPELINE_DIR),
     name="dixa_conversation_export",
     dagster_dlt_translator=DixaTranslator(),
     partitions_def=PARTITIONS,
@@ -176,8 +187,3 @@ def remove_abandoned_run_dirs(context: AssetExecutionContext) -> None:
         if run is not None and run.is_finished and run.run_id != context.run.run_id:
             context.log.info(f"Removing the dlt folder of finished run {run.run_id}")
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def runs_dir() -> Path:
-    """Where each run gets its own dlt working folder (``DIXA_DLT_RUNS_DIR``)."""
-    return Path(os.environ.get(RUNS_DIR_VARIABLE) or DEFAULT_RUNS_DIR)

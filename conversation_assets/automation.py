@@ -1,30 +1,29 @@
-"""What keeps the asset current: a daily schedule, freshness checks and their sensor.
+"""What keeps the asset current: a daily schedule (freshness is the asset's FreshnessPolicy).
 
 Defaults (all overridable by environment variables, read when the definitions load):
 
 - ``DIXA_SCHEDULE_CRON`` (``0 1 * * *``, UTC): when the daily run starts.
 - ``DIXA_LATE_UPDATE_DAYS`` (``3``): during the first N days of a month the schedule also
   re-loads the previous month, for conversations updated late in it.
-- ``DIXA_FRESHNESS_DEADLINE_CRON`` (``0 3 * * *``): by then the latest partition must exist.
+
+There are no freshness *checks*: a check of an asset runs with every materialization launched
+from the UI (its Materialize button uses Dagster's implicit asset job, which holds every check),
+so ``build_time_partition_freshness_checks`` reported on the latest month whenever a past month
+was loaded. The ``FreshnessPolicy`` on the asset is evaluated by the daemon, outside runs.
 """
 
 import os
-import warnings
 from collections.abc import Iterator
 from datetime import datetime
 
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
-    DefaultSensorStatus,
     RunRequest,
     ScheduleEvaluationContext,
-    build_sensor_for_freshness_checks,
-    build_time_partition_freshness_checks,
     define_asset_job,
     schedule,
 )
-from dagster._utils.warnings import SupersessionWarning
 
 from conversation_assets.assets import ASSET_KEY, PARTITIONS
 from conversation_assets.checks import DATA_QUALITY_CHECKS
@@ -34,14 +33,13 @@ SCHEDULE_CRON = os.environ.get("DIXA_SCHEDULE_CRON", "0 1 * * *")
 LATE_UPDATE_DAYS = parse_int(
     "DIXA_LATE_UPDATE_DAYS", os.environ.get("DIXA_LATE_UPDATE_DAYS"), 3, 0, 27
 )
-FRESHNESS_DEADLINE_CRON = os.environ.get("DIXA_FRESHNESS_DEADLINE_CRON", "0 3 * * *")
 
 conversation_export_job = define_asset_job(
     name="dixa_conversation_export_job",
-    # The asset and its data-quality checks; the freshness checks run from their sensor.
+    # The asset and its data-quality checks (partitioned like the asset: each run checks the
+    # partition it loaded); the partitions come from the asset.
     selection=AssetSelection.assets(ASSET_KEY).without_checks()
     | AssetSelection.checks(*DATA_QUALITY_CHECKS),
-    partitions_def=PARTITIONS,
 )
 
 
@@ -68,18 +66,3 @@ def daily_conversation_export(context: ScheduleEvaluationContext) -> Iterator[Ru
     moment = context.scheduled_execution_time
     for key in partitions_due(moment):
         yield RunRequest(run_key=f"{key}@{moment:%Y-%m-%d}", partition_key=key)
-
-
-# Dagster 1.13 marks these factories as superseded by FreshnessPolicy, which the asset has too;
-# the checks add a per-partition verdict ("does the latest month exist by the deadline?") that the
-# policy does not give, so both are kept and the warning is silenced here only.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", SupersessionWarning)
-    freshness_checks = build_time_partition_freshness_checks(
-        assets=[ASSET_KEY], deadline_cron=FRESHNESS_DEADLINE_CRON, timezone="UTC"
-    )
-    freshness_sensor = build_sensor_for_freshness_checks(
-        freshness_checks=freshness_checks,
-        name="dixa_freshness_checks_sensor",
-        default_status=DefaultSensorStatus.RUNNING,
-    )

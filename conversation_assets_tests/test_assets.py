@@ -17,7 +17,7 @@ from conversation_assets_tests.helpers import month_window, query, table_counts
 JOB = "dixa_conversation_export_job"
 
 
-def test_definitions_load_with_the_asset_checks_schedule_and_sensor() -> None:
+def test_definitions_load_with_the_asset_checks_and_schedule() -> None:
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     assert graph.get_all_asset_keys() == {ASSET_KEY}
@@ -35,7 +35,6 @@ def test_definitions_load_with_the_asset_checks_schedule_and_sensor() -> None:
         "no_orphan_child_rows",
     } <= check_names
     assert defs.resolve_schedule_def("daily_conversation_export")
-    assert defs.resolve_sensor_def("dixa_freshness_checks_sensor")
 
 
 def test_definitions_load_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,25 +1,10 @@
-"""The schedule and the freshness sensor, evaluated with Dagster's own test contexts."""
+"""The schedule, evaluated with Dagster's own test context; freshness is the asset's policy."""
 
 from datetime import UTC, datetime
 
-from dagster import (
-    AssetCheckKey,
-    AssetKey,
-    AssetMaterialization,
-    AssetSelection,
-    DagsterInstance,
-    RunRequest,
-    build_schedule_context,
-    build_sensor_context,
-    materialize,
-)
+from dagster import AssetKey, DagsterInstance, RunRequest, build_schedule_context
 
-from conversation_assets.assets import PARTITIONS, dixa_conversation_export
-from conversation_assets.automation import (
-    daily_conversation_export,
-    freshness_checks,
-    partitions_due,
-)
+from conversation_assets.automation import daily_conversation_export, partitions_due
 from conversation_assets.definitions import defs
 
 ASSET = AssetKey(["dixa", "conversation_export"])
@@ -51,40 +36,15 @@ def test_the_first_month_has_no_previous_partition() -> None:
     assert partitions_due(datetime(2024, 1, 2, 1, tzinfo=UTC)) == ["2024-01-01"]
 
 
-def test_the_schedule_and_sensor_are_on_by_default() -> None:
+def test_the_schedule_is_on_by_default() -> None:
     schedule = defs.resolve_schedule_def("daily_conversation_export")
-    sensor = defs.resolve_sensor_def("dixa_freshness_checks_sensor")
     assert schedule.default_status.value == "RUNNING"
-    assert sensor.default_status.value == "RUNNING"
 
 
-def evaluate_freshness_sensor(instance: DagsterInstance) -> list[RunRequest]:
-    sensor = defs.resolve_sensor_def("dixa_freshness_checks_sensor")
-    context = build_sensor_context(instance=instance, definitions=defs)
-    result = sensor.evaluate_tick(context)
-    return list(result.run_requests or [])
-
-
-def test_the_freshness_sensor_asks_for_the_freshness_check_to_run() -> None:
-    with DagsterInstance.ephemeral() as instance:
-        (request,) = evaluate_freshness_sensor(instance)
-    assert request.asset_check_keys == [AssetCheckKey(ASSET, "freshness_check")]
-
-
-def run_freshness_check(instance: DagsterInstance) -> bool:
-    result = materialize(
-        [dixa_conversation_export, *freshness_checks],
-        selection=AssetSelection.checks(*freshness_checks),
-        instance=instance,
-        resources=defs.resources,
-    )
-    (evaluation,) = result.get_asset_check_evaluations()
-    return evaluation.passed
-
-
-def test_the_freshness_check_fails_without_the_latest_partition_and_passes_with_it() -> None:
-    latest = PARTITIONS.get_last_partition_key()
-    with DagsterInstance.ephemeral() as instance:
-        assert not run_freshness_check(instance)
-        instance.report_runless_asset_event(AssetMaterialization(ASSET, partition=latest))
-        assert run_freshness_check(instance)
+def test_freshness_is_the_assets_policy_not_a_check_or_sensor() -> None:
+    """Freshness is evaluated by the daemon from the asset's FreshnessPolicy, outside runs: no
+    freshness check rides along with a materialization of another month."""
+    graph = defs.resolve_asset_graph()
+    assert graph.get(ASSET).freshness_policy is not None
+    assert "freshness_check" not in {key.name for key in graph.asset_check_keys}
+    assert not list(defs.sensors or [])

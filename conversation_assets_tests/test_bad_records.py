@@ -6,6 +6,7 @@ import pytest
 from dagster import DagsterInstance
 
 from conversation_assets.definitions import defs
+from conversation_assets.dixa.stream import IJSON_BUFFER_BYTES, ChunkReader, iter_json_records
 from conversation_assets.sandbox import SandboxServer
 from conversation_assets_tests.helpers import load_window, month_window, query
 
@@ -84,3 +85,59 @@ def test_a_ten_megabyte_record_loads(
     assert query(
         database, "SELECT length(subject) FROM dixa.conversation_export WHERE id = 14"
     ) == [(10_000_000,)]
+
+
+@pytest.mark.parametrize(
+    ("record", "named"),
+    [
+        ({"id": 2**64 + 5, "updated_at": INSIDE}, f"conversation id={2**64 + 5}: the id is"),
+        (
+            {"id": 16, "updated_at": INSIDE, "closed_at": -(10**22)},
+            f"closed_at is {-(10**22)}",
+        ),
+    ],
+    ids=["id", "closed_at"],
+)
+def test_a_number_beyond_int64_fails_for_good_naming_conversation_and_field(
+    sandbox: SandboxServer,
+    dixa_env: dict[str, str],
+    tmp_path: Path,
+    record: dict[str, int],
+    named: str,
+) -> None:
+    """No column can hold it: the error says so and does not send the user to re-run."""
+    sandbox.extra_records.append(record)
+    with pytest.raises(Exception) as error:
+        load_window(APRIL, tmp_path / "run")
+    message = str(error.value)
+    assert named in message, message
+    assert "beyond the 64-bit integer range" in message
+    assert "a re-run fails the same way" in message
+    assert "broke off" not in message and "Re-run the partition" not in message
+
+
+def test_a_twenty_megabyte_record_of_non_ascii_text_loads(
+    sandbox: SandboxServer, dixa_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Read by the reference reader on the Arrow path (over DuckDB's 16 MB), by ijson on the
+    JSON path; ijson reads 16 MB at a time (quadratic in 64 KB reads: 30 s, see stream.py)."""
+    subject = "Grüße aus 東京 ✓ " * 1_250_000  # 20 million characters, 2-3 bytes each mostly
+    sandbox.extra_records.append({"id": 17, "updated_at": INSIDE, "subject": subject})
+    load_window(APRIL, tmp_path / "run")
+    database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
+    ((length, start, end),) = query(
+        database,
+        "SELECT length(subject), left(subject, 20), right(subject, 20) "
+        "FROM dixa.conversation_export WHERE id = 17",
+    )
+    assert (length, start, end) == (len(subject), subject[:20], subject[-20:])
+
+
+def test_ijson_reads_in_large_pieces_whatever_the_chunk_size() -> None:
+    """The linear-time read: ijson gets ``IJSON_BUFFER_BYTES`` a read, not a network chunk."""
+    body = b"[" + b'{"id": 1, "subject": "' + "é".encode() * 3_000_000 + b'"}]'
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    reader = ChunkReader(iter(chunks))
+    assert reader.read(IJSON_BUFFER_BYTES) == body, "one read gathers every chunk"
+    (record,) = iter_json_records(ChunkReader(iter(chunks)))
+    assert record["subject"] == "é" * 3_000_000

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -128,7 +129,16 @@ class Deployment:
 @pytest.fixture
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
     """Sandbox, webserver and daemon on fresh state; all stopped at the end, even on failure."""
-    setup: Setup = getattr(request, "param", Setup())
+    with running_deployment(getattr(request, "param", Setup()), tmp_path) as deployment:
+        yield deployment
+
+
+@contextmanager
+def running_deployment(setup: Setup, tmp_path: Path) -> Iterator[Deployment]:
+    """Start the sandbox, webserver and daemon under ``tmp_path``; stop them all on exit.
+
+    Used by the fixture above and by the browser test (``test_browser.py``).
+    """
     processes: list[ManagedProcess] = []
     logs = tmp_path / "logs"
     try:
@@ -633,7 +643,7 @@ def test_a_backfill_of_twelve_months_while_the_schedule_fires_fails_no_run(
     )
     backfill = wait_for_backfill(deployment, backfill_id)
     wait_for_runs(deployment, [run["runId"] for run in find_runs(deployment, schedule_filter)])
-    # Every run of the instance: the backfill's, the schedule's, the freshness sensor's.
+    # Every run of the instance: the backfill's and the schedule's.
     everything = wait_for_runs(deployment, [run["runId"] for run in find_runs(deployment, {})])
 
     def kind(run: dict[str, Any]) -> str:

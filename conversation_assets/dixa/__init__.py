@@ -21,6 +21,7 @@ from conversation_assets.dixa.client import DixaApiError, ExportClient, RequestS
 from conversation_assets.dixa.hints import nested_hints, table_hints
 from conversation_assets.dixa.memory import release_unused_memory
 from conversation_assets.dixa.schema import (
+    ARRAY_FIELDS,
     CURSOR_FIELD,
     PRIMARY_KEY,
     TABLE_NAME,
@@ -121,7 +122,22 @@ def conversation_export(
 ) -> Iterator[list[dict[str, Any]]]:
     """Every conversation updated in the incremental's range, as records for dlt's normalizer."""
     for window in windows_to_request(batch_size_days, updated_at):
-        yield from batched(inside(window, client.fetch(window)), RECORDS_PER_BATCH)
+        records = without_null_arrays(inside(window, client.fetch(window)))
+        yield from batched(records, RECORDS_PER_BATCH)
+
+
+def without_null_arrays(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Records without the array fields that are null: a null array has no items, as an empty one.
+
+    dlt would otherwise see an untyped root column for them and warn on every load in which no
+    conversation has such an array (``conversation_wrapup_notes`` often); their items go to
+    child tables, never to a root column.
+    """
+    for record in records:
+        for name in ARRAY_FIELDS:
+            if name in record and record[name] is None:
+                del record[name]
+        yield record
 
 
 def inside(window: Window, records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:

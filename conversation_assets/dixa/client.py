@@ -27,7 +27,7 @@ from tenacity import stop_after_attempt as stop_after_attempts
 from conversation_assets.dixa.api import ENDPOINT_PATH, RETRY_STATUS_CODES
 from conversation_assets.dixa.arrow_tables import RecordError
 from conversation_assets.dixa.duckdb_reader import read_conversation_tables
-from conversation_assets.dixa.stream import ChunkReader, iter_json_records
+from conversation_assets.dixa.stream import ChunkReader, NumberOutOfRange, iter_json_records
 from conversation_assets.dixa.windows import Window
 from conversation_assets.settings import DixaSettings
 
@@ -110,6 +110,8 @@ class ExportClient:
             for record in iter_json_records(reader):
                 count += 1
                 yield record
+        except NumberOutOfRange as error:
+            raise DixaApiError(f"Window {window}: {error}", window=window) from None
         except (requests.RequestException, ijson.JSONError, ValueError) as error:
             raise broken_answer(window, f"{count} conversations", error) from None
         finally:
@@ -136,6 +138,8 @@ class ExportClient:
                     yield table
             except RecordError:
                 raise
+            except NumberOutOfRange as error:
+                raise DixaApiError(f"Window {window}: {error}", window=window) from None
             except (ijson.JSONError, ValueError) as error:
                 raise broken_answer(window, f"{count} conversations", error) from None
         self._received(window, count)

@@ -64,6 +64,8 @@ STRING_ARRAY_FIELDS: tuple[str, ...] = (
 
 OBJECT_ARRAY_FIELDS: tuple[str, ...] = ("ratings", "tags_info", "custom_fields")
 
+ARRAY_FIELDS: tuple[str, ...] = STRING_ARRAY_FIELDS + OBJECT_ARRAY_FIELDS
+
 ALL_FIELDS: tuple[str, ...] = (
     INTEGER_FIELDS + STRING_FIELDS + STRING_ARRAY_FIELDS + OBJECT_ARRAY_FIELDS
 )
