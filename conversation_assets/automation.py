@@ -1,10 +1,14 @@
-"""What keeps the asset current: a daily schedule (freshness is the asset's FreshnessPolicy).
+"""What keeps the asset current: a daily schedule, and a freshness sensor that catches up.
 
 Defaults (all overridable by environment variables, read when the definitions load):
 
 - ``DIXA_SCHEDULE_CRON`` (``0 1 * * *``, UTC): when the daily run starts.
 - ``DIXA_LATE_UPDATE_DAYS`` (``3``): during the first N days of a month the schedule also
   re-loads the previous month, for conversations updated late in it.
+
+The freshness sensor (every 15 minutes, on by default) requests a catch-up run of a partition the
+schedule should have loaded but that has had no successful materialization for
+``DIXA_FRESHNESS_FAIL_HOURS`` (a failed or missed daily run), at most once a day per partition.
 
 There are no freshness *checks*: a check of an asset runs with every materialization launched
 from the UI (its Materialize button uses Dagster's implicit asset job, which holds every check),
@@ -14,18 +18,24 @@ was loaded. The ``FreshnessPolicy`` on the asset is evaluated by the daemon, out
 
 import os
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    AssetRecordsFilter,
     AssetSelection,
+    DagsterInstance,
     DefaultScheduleStatus,
+    DefaultSensorStatus,
     RunRequest,
     ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SkipReason,
     define_asset_job,
     schedule,
+    sensor,
 )
 
-from conversation_assets.assets import ASSET_KEY, PARTITIONS
+from conversation_assets.assets import ASSET_KEY, FRESHNESS_FAIL_HOURS, PARTITIONS
 from conversation_assets.checks import DATA_QUALITY_CHECKS
 from conversation_assets.settings import parse_int
 
@@ -66,3 +76,47 @@ def daily_conversation_export(context: ScheduleEvaluationContext) -> Iterator[Ru
     moment = context.scheduled_execution_time
     for key in partitions_due(moment):
         yield RunRequest(run_key=f"{key}@{moment:%Y-%m-%d}", partition_key=key)
+
+
+def last_materialized(instance: DagsterInstance, partition_key: str) -> datetime | None:
+    """When ``partition_key`` was last materialized successfully (None: never)."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=ASSET_KEY, asset_partitions=[partition_key]), limit=1
+    ).records
+    return datetime.fromtimestamp(records[0].timestamp, tz=UTC) if records else None
+
+
+def stale_partitions(
+    instance: DagsterInstance,
+    now: datetime,
+    max_age: timedelta = timedelta(hours=FRESHNESS_FAIL_HOURS),
+) -> list[str]:
+    """Partitions the schedule keeps current whose last materialization is older than max_age."""
+    stale = []
+    for key in partitions_due(now):
+        loaded = last_materialized(instance, key)
+        if loaded is None or now - loaded > max_age:
+            stale.append(key)
+    return stale
+
+
+@sensor(
+    job=conversation_export_job,
+    minimum_interval_seconds=15 * 60,
+    default_status=DefaultSensorStatus.RUNNING,
+)
+def dixa_freshness_sensor(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
+    """Catch up on a month the schedule keeps current but that has not loaded in time."""
+    now = datetime.now(tz=UTC)
+    stale = stale_partitions(context.instance, now)
+    if not stale:
+        yield SkipReason(
+            f"every partition due was materialized in the last {FRESHNESS_FAIL_HOURS:g} h"
+        )
+    for key in stale:
+        context.log.info(f"Partition {key} is not fresh: requesting a catch-up run")
+        yield RunRequest(
+            run_key=f"freshness:{key}@{now:%Y-%m-%d}",
+            partition_key=key,
+            tags={"dixa/trigger": "freshness_sensor"},
+        )

@@ -1,10 +1,23 @@
 """The schedule, evaluated with Dagster's own test context; freshness is the asset's policy."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from dagster import AssetKey, DagsterInstance, RunRequest, build_schedule_context
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+)
 
-from conversation_assets.automation import daily_conversation_export, partitions_due
+from conversation_assets.automation import (
+    daily_conversation_export,
+    dixa_freshness_sensor,
+    partitions_due,
+    stale_partitions,
+)
 from conversation_assets.definitions import defs
 
 ASSET = AssetKey(["dixa", "conversation_export"])
@@ -41,10 +54,46 @@ def test_the_schedule_is_on_by_default() -> None:
     assert schedule.default_status.value == "RUNNING"
 
 
-def test_freshness_is_the_assets_policy_not_a_check_or_sensor() -> None:
-    """Freshness is evaluated by the daemon from the asset's FreshnessPolicy, outside runs: no
-    freshness check rides along with a materialization of another month."""
+def test_freshness_is_the_assets_policy_and_a_sensor_not_a_check() -> None:
+    """Freshness is evaluated outside runs (the asset's FreshnessPolicy by the daemon, the
+    catch-up sensor on its tick): no freshness check rides along with another month's run."""
     graph = defs.resolve_asset_graph()
     assert graph.get(ASSET).freshness_policy is not None
     assert "freshness_check" not in {key.name for key in graph.asset_check_keys}
-    assert not list(defs.sensors or [])
+    assert [sensor.name for sensor in defs.sensors or []] == ["dixa_freshness_sensor"]
+
+
+def sensor_requests(instance: DagsterInstance) -> list[RunRequest]:
+    context = build_sensor_context(instance=instance)
+    return [item for item in dixa_freshness_sensor(context) if isinstance(item, RunRequest)]
+
+
+def test_the_freshness_sensor_catches_up_on_a_month_that_never_loaded() -> None:
+    now = datetime.now(tz=UTC)
+    with DagsterInstance.ephemeral() as instance:
+        requests = sensor_requests(instance)
+    assert [r.partition_key for r in requests] == partitions_due(now)
+    assert all(r.run_key.startswith("freshness:") for r in requests), "once a day a partition"
+
+
+def test_the_freshness_sensor_skips_when_the_months_are_fresh() -> None:
+    now = datetime.now(tz=UTC)
+    with DagsterInstance.ephemeral() as instance:
+        for key in partitions_due(now):
+            instance.report_runless_asset_event(AssetMaterialization(ASSET, partition=key))
+        assert sensor_requests(instance) == []
+        context = build_sensor_context(instance=instance)
+        (skip,) = dixa_freshness_sensor(context)
+        assert isinstance(skip, SkipReason)
+
+
+def test_a_month_loaded_too_long_ago_is_stale() -> None:
+    with DagsterInstance.ephemeral() as instance:
+        key = partitions_due(datetime.now(tz=UTC))[-1]
+        instance.report_runless_asset_event(AssetMaterialization(ASSET, partition=key))
+        a_day_and_a_half_later = datetime.now(tz=UTC) + timedelta(hours=36)
+        assert key in stale_partitions(instance, a_day_and_a_half_later, timedelta(hours=30))
+
+
+def test_the_freshness_sensor_is_on_by_default() -> None:
+    assert defs.resolve_sensor_def("dixa_freshness_sensor").default_status.value == "RUNNING"
