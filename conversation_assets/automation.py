@@ -3,6 +3,8 @@
 Defaults (all overridable by environment variables, read when the definitions load):
 
 - ``DIXA_SCHEDULE_CRON`` (``0 1 * * *``, UTC): when the daily run starts.
+- ``DIXA_FRESHNESS_SENSOR`` (``on``): whether the freshness sensor starts running (``off``:
+  stopped until someone starts it in the UI).
 - ``DIXA_LATE_UPDATE_DAYS`` (``3``): during the first N days of a month the schedule also
   re-loads the previous month, for conversations updated late in it.
 
@@ -37,9 +39,12 @@ from dagster import (
 
 from conversation_assets.assets import ASSET_KEY, FRESHNESS_FAIL_HOURS, PARTITIONS
 from conversation_assets.checks import DATA_QUALITY_CHECKS
-from conversation_assets.settings import parse_int
+from conversation_assets.settings import parse_choice, parse_int
 
 SCHEDULE_CRON = os.environ.get("DIXA_SCHEDULE_CRON", "0 1 * * *")
+FRESHNESS_SENSOR = parse_choice(
+    "DIXA_FRESHNESS_SENSOR", os.environ.get("DIXA_FRESHNESS_SENSOR"), ("on", "off")
+)
 LATE_UPDATE_DAYS = parse_int(
     "DIXA_LATE_UPDATE_DAYS", os.environ.get("DIXA_LATE_UPDATE_DAYS"), 3, 0, 27
 )
@@ -103,10 +108,15 @@ def stale_partitions(
 @sensor(
     job=conversation_export_job,
     minimum_interval_seconds=15 * 60,
-    default_status=DefaultSensorStatus.RUNNING,
+    default_status=(
+        DefaultSensorStatus.RUNNING if FRESHNESS_SENSOR == "on" else DefaultSensorStatus.STOPPED
+    ),
 )
 def dixa_freshness_sensor(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
     """Catch up on a month the schedule keeps current but that has not loaded in time."""
+    if not os.environ.get("DIXA_API_TOKEN"):
+        yield SkipReason("DIXA_API_TOKEN is not set here: a catch-up run could not authenticate")
+        return
     now = datetime.now(tz=UTC)
     stale = stale_partitions(context.instance, now)
     if not stale:

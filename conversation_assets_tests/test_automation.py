@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from dagster import (
     AssetKey,
     AssetMaterialization,
@@ -63,6 +65,11 @@ def test_freshness_is_the_assets_policy_and_a_sensor_not_a_check() -> None:
     assert [sensor.name for sensor in defs.sensors or []] == ["dixa_freshness_sensor"]
 
 
+@pytest.fixture(autouse=True)
+def a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIXA_API_TOKEN", "test-token")
+
+
 def sensor_requests(instance: DagsterInstance) -> list[RunRequest]:
     context = build_sensor_context(instance=instance)
     return [item for item in dixa_freshness_sensor(context) if isinstance(item, RunRequest)]
@@ -93,6 +100,15 @@ def test_a_month_loaded_too_long_ago_is_stale() -> None:
         instance.report_runless_asset_event(AssetMaterialization(ASSET, partition=key))
         a_day_and_a_half_later = datetime.now(tz=UTC) + timedelta(hours=36)
         assert key in stale_partitions(instance, a_day_and_a_half_later, timedelta(hours=30))
+
+
+def test_the_freshness_sensor_launches_nothing_without_a_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DIXA_API_TOKEN")
+    with DagsterInstance.ephemeral() as instance:
+        (skip,) = dixa_freshness_sensor(build_sensor_context(instance=instance))
+    assert isinstance(skip, SkipReason) and "DIXA_API_TOKEN" in str(skip.skip_message)
 
 
 def test_the_freshness_sensor_is_on_by_default() -> None:
