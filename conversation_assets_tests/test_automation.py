@@ -1,9 +1,8 @@
-"""The schedule, evaluated with Dagster's own test context; freshness is the asset's policy."""
+"""The schedule and the freshness sensor, evaluated with Dagster's own test contexts."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from dagster import (
     AssetKey,
     AssetMaterialization,
