@@ -18,8 +18,9 @@ from dagster import (
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from conversation_assets.assets import ASSET_KEY, PARTITIONS, runs_dir
+from conversation_assets.destination import hold_destination
 from conversation_assets.dixa.schema import TABLE_NAME
-from conversation_assets.pipeline import destination_lock, make_pipeline
+from conversation_assets.pipeline import make_pipeline
 
 
 def query_one(
@@ -36,10 +37,9 @@ def query_one(
     prefix = f"{context.run.run_id}-checks-"
     with tempfile.TemporaryDirectory(dir=runs_dir(), prefix=prefix) as workdir:
         pipeline = make_pipeline(pipelines_dir=workdir)
-        with (
-            destination_lock(pipeline, context.partition_key, context.log),
-            pipeline.sql_client() as client,
-        ):
+        with hold_destination(
+            pipeline, f"to run check {context.op_def.name}", context.log
+        ) as client:
             table = client.make_qualified_table_name(TABLE_NAME)
             try:
                 rows = client.execute_sql(sql.format(table=table), *params)

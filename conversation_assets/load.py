@@ -13,9 +13,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from conversation_assets.destination import extract_then_load
 from conversation_assets.dixa import RequestStats, source_for_window
 from conversation_assets.dixa.windows import Window, to_ms
-from conversation_assets.pipeline import LOADER_FILE_FORMAT, LoadSummary, make_pipeline, summarize
+from conversation_assets.pipeline import LoadSummary, make_pipeline, summarize
 from conversation_assets.settings import DixaSettings
 
 
@@ -26,7 +27,7 @@ def load_window(
     stats = RequestStats()
     source = source_for_window(settings, window, stats=stats, logger=logger)
     pipeline = make_pipeline(pipelines_dir=workdir)
-    pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
+    extract_then_load(pipeline, source, logger)
     return summarize(pipeline), stats
 
 
