@@ -134,9 +134,16 @@ def test_a_reader_that_never_lets_go_fails_the_run_after_the_limit_with_what_to_
     instance, database = loaded
     before = table_counts(database)
     monkeypatch.setenv("DIXA_DESTINATION_WAIT_SECONDS", "2")
+    sandbox.reset()
     with reader(database, read_only=False, hold=600) as notebook:
         result = materialize("2024-04-01", instance)
     assert not result.success
+    # The file was held from before the run started: the run still downloaded its month (only
+    # the load step needs the file; dlt's state sync would have opened it first).
+    april = month_window(2024, 4)
+    served = [r for r in sandbox.requests if r.path.endswith("conversation_export")]
+    assert served and all(r.status == 200 for r in served)
+    assert int(served[-1].query["updated_before"]) == april.end_ms
     text = failure_text(result)
     assert f"the DuckDB file {database} is held by another process (PID {notebook.pid})" in text
     assert "DIXA_DESTINATION_WAIT_SECONDS" in text and "re-run the partition" in text
