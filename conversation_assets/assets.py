@@ -117,7 +117,9 @@ def dixa_conversation_export(
     context.log.info(f"Loading partition {context.partition_key}: updated_at in {window}")
     # Download, parse and normalize in parallel with other partitions; only the load waits
     # for the destination (dagster-dlt's run() would hold it from dlt's first state sync on).
-    load_info = extract_then_load(pipeline, source, context.log, wait_seconds)
+    load_info = extract_then_load(
+        pipeline, source, context.log, wait_seconds, settings.extract_format == "json"
+    )
     summary = summarize(pipeline)
     metadata = dlt.extract_resource_metadata(
         context, source.resources[TABLE_NAME], load_info, pipeline

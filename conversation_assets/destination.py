@@ -143,16 +143,26 @@ def duckdb_file_lock(path: Path, log: Any = None) -> Iterator[None]:
 
 
 def extract_then_load(
-    pipeline: dlt.Pipeline, source: Any, log: Any = None, wait_seconds: float | None = None
+    pipeline: dlt.Pipeline,
+    source: Any,
+    log: Any = None,
+    wait_seconds: float | None = None,
+    sync_schema_first: bool = False,
 ) -> LoadInfo:
     """dlt's ``run`` in its three steps, with only the load holding the destination.
 
     Extract (the download and parse) and normalize work in the run's own folder and never open
     the destination, so partitions do them at the same time. ``run`` would first sync the
-    pipeline's state and schema from the destination (``restore_from_destination``); a run's
-    folder is new and its window explicit (no incremental state), and the load step migrates
-    the tables to the run's schema, so that sync is skipped here.
+    pipeline's state and schema from the destination (``restore_from_destination``): a run's
+    folder is new and its window explicit (no incremental state), and the load step adds new
+    columns itself, so the Arrow path skips it (its tables carry their types). dlt's normalizer
+    (the JSON path, ``sync_schema_first``) needs the stored schema to turn a value of another
+    type into a variant column (``x__v_text``) instead of failing the load, so there the sync
+    runs first, holding the destination for that moment.
     """
+    if sync_schema_first:
+        with hold_destination(pipeline, "to read the stored schema", log, wait_seconds):
+            pipeline.sync_destination()
     pipeline.extract(source, loader_file_format=LOADER_FILE_FORMAT)
     pipeline.normalize()
     with hold_destination(pipeline, "to load", log, wait_seconds):

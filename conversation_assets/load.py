@@ -28,7 +28,7 @@ def load_window(
     stats = RequestStats()
     source = source_for_window(settings, window, stats=stats, logger=logger)
     pipeline = make_pipeline(pipelines_dir=workdir)
-    extract_then_load(pipeline, source, logger, wait_seconds)
+    extract_then_load(pipeline, source, logger, wait_seconds, settings.extract_format == "json")
     return summarize(pipeline), stats
 
 
