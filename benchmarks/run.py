@@ -5,6 +5,7 @@
     uv run python benchmarks/run.py --sizes 2000 --repeat 1 \
         --contenders project_pipeline,duckdb_floor --out /tmp/bench
     uv run python benchmarks/run.py --backfill     # 12 monthly partitions through the daemon
+    uv run python benchmarks/run.py --backfill --pools 1,3 --first-byte-seconds 5 --bandwidth-mb 5
 
 Every contender downloads the identical body: the sandbox API runs as a subprocess on a free
 loopback port with ``--cache-dir``, and one pre-warm request writes the cache file before any
@@ -263,8 +264,15 @@ class Sandbox:
     """The sandbox API as a subprocess on a free loopback port, with an answer cache."""
 
     def __init__(
-        self, per_day: int, now: str, cache_dir: Path, log_path: Path, array_repeat: int = 1
+        self,
+        per_day: int,
+        now: str,
+        cache_dir: Path,
+        log_path: Path,
+        array_repeat: int = 1,
+        extra_args: Sequence[str] = (),
     ):
+        self.extra_args = list(extra_args)
         self.per_day = per_day
         self.array_repeat = array_repeat
         self.now = now
@@ -282,6 +290,7 @@ class Sandbox:
             "--port", "0", "--per-day", str(self.per_day), "--data-start",
             DATA_START.isoformat(), "--seed", str(SEED), "--now", self.now,
             "--cache-dir", str(self.cache_dir), "--array-repeat", str(self.array_repeat),
+            *self.extra_args,
         ]  # fmt: skip
         env = {**os.environ, "DIXA_API_TOKEN": TOKEN}
         self.process = subprocess.Popen(
@@ -436,6 +445,19 @@ def dagster_home(workdir: Path) -> Path:
     return home
 
 
+#: ``--fresh-instance``: time the first run on a new DAGSTER_HOME (its SQLite storage created by
+#: the timed run) instead of a run on an instance that exists, as every run after the first.
+FRESH_INSTANCE = False
+
+
+def create_instance_storage(home: Path) -> None:
+    """Create the instance's SQLite storage (runs, event-log index, schedules), untimed."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)
+
+
 def venv_tool(name: str) -> str:
     """A console script of the driver's environment (the same venv as the driver)."""
     return str(VENV_BIN / name) if (VENV_BIN / name).exists() else name
@@ -445,7 +467,10 @@ def project_dagster(case: Case, workdir: Path) -> Invocation:
     """One partition materialized through Dagster's CLI (in process, no daemon)."""
     database = workdir / "conversations.duckdb"
     env = project_env(case, workdir, database)
-    env["DAGSTER_HOME"] = str(dagster_home(workdir))
+    home = dagster_home(workdir)
+    env["DAGSTER_HOME"] = str(home)
+    if not FRESH_INSTANCE:
+        create_instance_storage(home)
     argv = [
         venv_tool("dagster"), "asset", "materialize", "-m", DEFINITIONS_MODULE,
         "--select", "dixa/conversation_export", "--partition", PARTITION_KEY,
@@ -540,6 +565,30 @@ def count_rows(database: Path, table: str) -> tuple[int | None, str]:
     except duckdb.Error as error:
         return None, f"{type(error).__name__}: {str(error).splitlines()[0]}"
     return (int(row[0]) if row else 0), ""
+
+
+def dataset_counts(database: Path) -> dict[str, int]:
+    """Rows per table of the ``dixa`` dataset (dlt's own tables left out), plus distinct ids."""
+    if not database.exists():
+        return {}
+    with duckdb.connect(str(database), read_only=True) as connection:
+        names = [
+            row[0]
+            for row in connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dixa' "
+                "AND table_name NOT LIKE '_dlt%' ORDER BY table_name"
+            ).fetchall()
+        ]
+        counts = {
+            name: connection.execute(f"SELECT COUNT(*) FROM dixa.{name}").fetchone()[0]
+            for name in names
+        }
+        if "conversation_export" in names:
+            (distinct,) = connection.execute(
+                f"SELECT COUNT(DISTINCT id) FROM {PROJECT_TABLE}"
+            ).fetchone()
+            counts["distinct ids"] = distinct
+    return counts
 
 
 def tail(path: Path, lines: int = 15) -> list[str]:
@@ -956,7 +1005,14 @@ def single_window_benchmark(args: argparse.Namespace, command: str) -> int:
         notes.append(
             "project_dagster: `dagster asset materialize` (no daemon) runs the asset and the "
             "checks Dagster selects with it, in one process (the project's in-process "
-            "executor); every step's seconds are in the JSON (`details.step_seconds`)."
+            "executor); every step's seconds are in the JSON (`details.step_seconds`). "
+            + (
+                "Each run on a new DAGSTER_HOME: it creates the SQLite storage "
+                "(`--fresh-instance`)."
+                if FRESH_INSTANCE
+                else "The DAGSTER_HOME's SQLite storage exists before the timed run, as for "
+                "every run but an instance's first (`--fresh-instance` times that one)."
+            )
         )
     meta = {
         "started_at": started_at,
@@ -1155,7 +1211,11 @@ def run_table(records: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def backfill_summary(
-    outcome: BackfillOutcome, expected: dict[str, int], rows: int | None, errors: list[str]
+    outcome: BackfillOutcome,
+    expected: dict[str, int],
+    rows: int | None,
+    errors: list[str],
+    pool: int = 1,
 ) -> dict[str, Any]:
     """Total wall time vs the runs' own time, concurrency, memory, row count and problems."""
     runs = run_table(outcome.records)
@@ -1172,16 +1232,17 @@ def backfill_summary(
         problems.append(f"only {len(runs)} of {len(expected)} runs were launched")
     if outcome.killed:
         problems.append("killed: the daemon's tree went over the memory limit")
-    if timeline["max_concurrent_runs"] > 1:
+    if timeline["max_concurrent_runs"] > pool:
         problems.append(
             f"up to {timeline['max_concurrent_runs']} backfill runs ran at once, although the "
-            "instance's pool limit is 1 run"
+            f"instance's pool limit is {pool}"
         )
     conversations = sum(expected.values())
     if rows != conversations:
         problems.append(f"rows {rows} of {conversations} in {PROJECT_TABLE}")
     partitions = len(expected)
     return {
+        "pool": pool,
         "partitions": partitions,
         "conversations": conversations,
         "conversations_by_partition": expected,
@@ -1207,8 +1268,68 @@ def backfill_summary(
     }
 
 
+def latency_args(args: argparse.Namespace) -> list[str]:
+    """The sandbox's latency model from the options (empty: the sandbox answers at once)."""
+    extra = []
+    if args.first_byte_seconds:
+        extra += ["--first-byte-seconds", f"{args.first_byte_seconds:g}"]
+    if args.bandwidth_mb:
+        extra += ["--bandwidth-mb", f"{args.bandwidth_mb:g}"]
+    if args.rate_limit:
+        extra += ["--rate-limit", str(args.rate_limit)]
+    return extra
+
+
+def backfill_with_pool(
+    pool: int,
+    args: argparse.Namespace,
+    scratch: Path,
+    cache_dir: Path,
+    per_day: int,
+    expected: dict[str, int],
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """One backfill of the 12 months with the pool limit ``pool``, on a fresh instance, file
+    and sandbox (the rate limiter starts empty); its summary and rows per table."""
+    workdir = scratch / f"backfill-pool-{pool}"
+    workdir.mkdir()
+    log = scratch / f"sandbox-pool-{pool}.log"
+    with Sandbox(per_day, BACKFILL_NOW, cache_dir, log, extra_args=latency_args(args)) as sandbox:
+        database = workdir / "conversations.duckdb"
+        home = dagster_home(workdir)
+        env = clean_env(
+            workdir,
+            DAGSTER_HOME=str(home),
+            DIXA_API_TOKEN=TOKEN,
+            DIXA_BASE_URL=sandbox.url,
+            DIXA_START_DATE=f"{BACKFILL_YEAR}-01-01",
+            DESTINATION__DUCKDB__CREDENTIALS=str(database),
+            DIXA_DLT_RUNS_DIR=str(workdir / "dlt_runs"),
+        )
+        # As the README says for a new instance: Dagster 1.13.27 ignores default_limit for
+        # the first runs of a pool it has not seen yet.
+        subprocess.run(
+            [str(VENV_BIN / "dagster"), "instance", "concurrency", "set", "dixa_duckdb", str(pool)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        print(f"pool {pool}: sandbox {sandbox.url} {' '.join(latency_args(args))}", flush=True)
+        outcome = run_backfill(env, home, list(expected), workdir / "daemon.log", args)
+        served = sandbox.served_since_last()
+    rows, _ = count_rows(database, PROJECT_TABLE)
+    counts = dataset_counts(database)
+    summary = backfill_summary(
+        outcome, expected, rows, distinct_errors(workdir / "daemon.log"), pool
+    )
+    summary["requests"] = served.requests
+    summary["refused_429"] = served.statuses.count(429)
+    if counts.get("distinct ids") != sum(expected.values()):
+        summary["problems"].append(f"distinct ids {counts.get('distinct ids')}")
+    return summary, counts
+
+
 def backfill_benchmark(args: argparse.Namespace, command: str) -> int:
-    """12 monthly partitions through ``dagster-daemon``: total wall time vs the runs' own time."""
+    """12 monthly partitions through ``dagster-daemon``, once per pool limit in ``--pools``."""
     started_at = datetime.now(tz=UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     machine = machine_info()
@@ -1219,8 +1340,12 @@ def backfill_benchmark(args: argparse.Namespace, command: str) -> int:
     expected = {
         key: len(data.expected_ids(w.start_ms, w.end_ms, clock)) for key, w in windows.items()
     }
+    summaries: list[dict[str, Any]] = []
+    counts: dict[int, dict[str, int]] = {}
     with scratch_dir(args.keep) as scratch:
         cache_dir = args.cache_dir or scratch / "cache"
+        # The cache is written by a sandbox without the latency model: the runs' sandboxes
+        # (with it) replay the same bytes.
         with Sandbox(per_day, BACKFILL_NOW, cache_dir, scratch / "sandbox.log") as sandbox:
             # The project's own request windows: a 31-day month takes two requests.
             body_bytes = [
@@ -1228,94 +1353,111 @@ def backfill_benchmark(args: argparse.Namespace, command: str) -> int:
                 for w in windows.values()
                 for request in request_windows(w.start_ms, w.end_ms, DEFAULT_BATCH_SIZE_DAYS)
             ]
-            print(
-                f"backfill: {len(windows)} partitions of {BACKFILL_YEAR}, "
-                f"{sum(expected.values()):,} conversations (per_day {per_day}), "
-                f"{sum(body_bytes) / MB:,.0f} MB, sandbox {sandbox.url}",
-                flush=True,
+        print(
+            f"backfill: {len(windows)} partitions of {BACKFILL_YEAR}, "
+            f"{sum(expected.values()):,} conversations (per_day {per_day}), "
+            f"{sum(body_bytes) / MB:,.0f} MB in {len(body_bytes)} requests; pools {args.pools}",
+            flush=True,
+        )
+        for pool in args.pools:
+            summary, counts[pool] = backfill_with_pool(
+                pool, args, scratch, cache_dir, per_day, expected
             )
-            workdir = scratch / "backfill"
-            workdir.mkdir()
-            database = workdir / "conversations.duckdb"
-            home = dagster_home(workdir)
-            env = clean_env(
-                workdir,
-                DAGSTER_HOME=str(home),
-                DIXA_API_TOKEN=TOKEN,
-                DIXA_BASE_URL=sandbox.url,
-                DIXA_START_DATE=f"{BACKFILL_YEAR}-01-01",
-                DESTINATION__DUCKDB__CREDENTIALS=str(database),
-                DIXA_DLT_RUNS_DIR=str(workdir / "dlt_runs"),
+            summaries.append(summary)
+    reference = counts[args.pools[0]]
+    for summary in summaries:
+        if counts[summary["pool"]] != reference:
+            summary["problems"].append(
+                f"rows per table differ from pool {args.pools[0]}: {counts[summary['pool']]}"
             )
-            # As the README says for a new instance: Dagster 1.13.27 ignores default_limit for
-            # the first runs of a pool it has not seen yet.
-            subprocess.run(
-                [str(VENV_BIN / "dagster"), "instance", "concurrency", "set", "dixa_duckdb", "1"],
-                env=env,
-                check=True,
-                capture_output=True,
-            )
-            outcome = run_backfill(env, home, list(windows), workdir / "daemon.log", args)
-            rows, _ = count_rows(database, PROJECT_TABLE)
-            errors = distinct_errors(workdir / "daemon.log")
-    summary = backfill_summary(outcome, expected, rows, errors)
     meta = {
         "started_at": started_at,
         "command": command,
         "per_day": per_day,
         "sandbox_now": BACKFILL_NOW,
+        "latency": latency_args(args),
+        "body_mb": round(sum(body_bytes) / MB),
+        "requests_per_backfill": len(body_bytes),
         "machine": machine,
         "total_seconds": round(time.monotonic() - started, 1),
         "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
+        "rows_by_table": reference,
     }
-    markdown = backfill_markdown(meta, summary)
-    write_results(args.out, "backfill", markdown, {**meta, "summary": summary})
+    markdown = backfill_markdown(meta, summaries)
+    write_results(args.out, "backfill", markdown, {**meta, "summaries": summaries})
     print("\n" + markdown)
     print(f"written: {args.out / 'backfill.md'} and {args.out / 'backfill.json'}")
-    for problem in summary["problems"]:
+    problems = [p for summary in summaries for p in summary["problems"]]
+    for problem in problems:
         print(f"!!! {problem}", file=sys.stderr)
-    return 1 if summary["problems"] else 0
+    return 1 if problems else 0
 
 
-def backfill_markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
-    """The backfill report: totals, then one line per run."""
+def backfill_markdown(meta: dict[str, Any], summaries: Sequence[dict[str, Any]]) -> str:
+    """The backfill report: one line per pool limit, then one line per run."""
     machine = meta["machine"]
-    rows = "yes" if summary["rows_ok"] else f"**NO: {summary['rows']}**"
+    first = summaries[0]
     lines = [
         f"# Backfill benchmark {meta['started_at']}",
         "",
-        "| partitions | conversations | total wall s | sum of run s | overhead s/partition "
-        "| first run after s | median gap s | most runs at once | peak RSS MB | rows ok? |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        f"| {summary['partitions']} | {summary['conversations']:,} "
-        f"| {summary['total_wall_seconds']} | {summary['sum_run_seconds']} "
-        f"| {summary['overhead_seconds_per_partition']} "
-        f"| {summary['first_run_started_after_seconds']} | {summary['median_gap_seconds']} "
-        f"| {summary['max_concurrent_runs']} | {summary['peak_rss_mb']:,} | {rows} |",
+        f"Latency model: {' '.join(meta['latency']) or 'off'}; {meta['body_mb']:,} MB in "
+        f"{meta['requests_per_backfill']} requests.",
         "",
-        "Total wall = from launching `dagster job backfill` to the end of the last run; sum of "
-        "run s = the runs' own start-to-end times from their run records; overhead = (total "
-        "wall - sum of run s) / partitions, meaningful only when the runs did not overlap (most "
-        "runs at once = 1); median gap = from the end of one run to the start of the next, over "
-        f"the {summary['gaps_between_runs']} gaps where no run was running; peak RSS = the "
-        "daemon's whole process tree (code server and run workers included).",
+        "| pool | partitions | conversations | total wall s | vs first | sum of run s "
+        "| overhead s/partition | first run after s | median gap s | most runs at once "
+        "| requests (429) | peak RSS MB | rows ok? |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in summaries:
+        rows = "yes" if s["rows_ok"] and not s["problems"] else f"**NO: {s['rows']}**"
+        speedup = (
+            f"{first['total_wall_seconds'] / s['total_wall_seconds']:.2f}x"
+            if s["total_wall_seconds"] and first["total_wall_seconds"]
+            else ""
+        )
+        lines.append(
+            f"| {s['pool']} | {s['partitions']} | {s['conversations']:,} "
+            f"| {s['total_wall_seconds']} | {speedup} | {s['sum_run_seconds']} "
+            f"| {s['overhead_seconds_per_partition']} "
+            f"| {s['first_run_started_after_seconds']} | {s['median_gap_seconds']} "
+            f"| {s['max_concurrent_runs']} | {s['requests']} ({s['refused_429']}) "
+            f"| {s['peak_rss_mb']:,} | {rows} |"
+        )
+    lines += [
         "",
-        "| partition | status | run s |",
-        "|---|---|---:|",
-        *[f"| {r['partition']} | {r['status']} | {r['seconds']} |" for r in summary["runs"]],
+        "Total wall = from launching `dagster job backfill` to the end of the last run; vs first "
+        "= the first pool's total wall / this one's; sum of run s = the runs' own start-to-end "
+        "times from their run records; overhead = (total wall - sum of run s) / partitions, "
+        "meaningful only when the runs did not overlap (most runs at once = 1); median gap = "
+        "from the end of one run to the start of the next where no run was running; requests "
+        "= export requests the sandbox answered (429: refused by its rate limit); peak RSS = "
+        "the daemon's whole process tree (code server and run workers included). Rows ok = "
+        "the root table holds each expected id once and every table has the same row count "
+        f"in every pool: {meta['rows_by_table']}.",
+    ]
+    for s in summaries:
+        lines += [
+            "",
+            f"Pool {s['pool']}:",
+            "",
+            "| partition | status | run s |",
+            "|---|---|---:|",
+            *[f"| {r['partition']} | {r['status']} | {r['seconds']} |" for r in s["runs"]],
+        ]
+        if s["other_runs_meanwhile"]:
+            lines += ["", f"Other runs launched meanwhile: {s['other_runs_meanwhile']}."]
+        if s["problems"]:
+            lines += ["", "Problems:", "", *[f"- **{p}**" for p in s["problems"]]]
+        if s["errors_in_daemon_log"]:
+            errors = s["errors_in_daemon_log"]
+            lines += ["", "Errors in the daemon's log:", "", *[f"- `{e}`" for e in errors]]
+    lines += [
         "",
         f"Machine: {machine['cores']} cores, {machine['ram_gb']} GB RAM, {machine['cpu_model']}; "
         f"git {machine['git']['commit']}; load average at end {meta['load_average_at_end']}.",
         "",
         f"Command: `{meta['command']}` ({meta['total_seconds']:.0f} s in all).",
     ]
-    if summary["other_runs_meanwhile"]:
-        lines += ["", f"Other runs launched meanwhile: {summary['other_runs_meanwhile']}."]
-    if summary["problems"]:
-        lines += ["", "Problems:", "", *[f"- **{p}**" for p in summary["problems"]]]
-    if summary["errors_in_daemon_log"]:
-        errors = summary["errors_in_daemon_log"]
-        lines += ["", "Errors in the daemon's log:", "", *[f"- `{e}`" for e in errors]]
     return "\n".join(lines) + "\n"
 
 
@@ -1415,6 +1557,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=50_000,
         help="conversations per month in --backfill mode (default 50000)",
     )
+    parser.add_argument(
+        "--fresh-instance",
+        action="store_true",
+        help="project_dagster: time the first run on a new DAGSTER_HOME (storage created in it)",
+    )
+    parser.add_argument(
+        "--pools",
+        type=parse_sizes,
+        default=[1],
+        help="--backfill: the pool limits to compare, comma-separated (e.g. 1,3; default 1)",
+    )
+    parser.add_argument(
+        "--first-byte-seconds",
+        type=float,
+        default=0.0,
+        help="--backfill: the sandbox waits this long before each answer (default 0)",
+    )
+    parser.add_argument(
+        "--bandwidth-mb",
+        type=float,
+        default=0.0,
+        help="--backfill: MB/s of each answer's body (default 0: unlimited)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=0,
+        help="--backfill: export requests a minute the sandbox allows (default 0: no limit)",
+    )
     return parser  # fmt: skip
 
 
@@ -1425,6 +1596,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--repeat must be at least 1")
     raw_argv = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "benchmarks/run.py", *raw_argv])
+    global FRESH_INSTANCE
+    FRESH_INSTANCE = args.fresh_instance
     if args.backfill:
         return backfill_benchmark(args, command)
     return single_window_benchmark(args, command)

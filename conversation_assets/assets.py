@@ -21,6 +21,7 @@ from dagster import (
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
+from conversation_assets.destination import extract_then_load
 from conversation_assets.dixa import RequestStats, dixa_source, source_for_window
 from conversation_assets.dixa.schema import (
     INTEGER_FIELDS,
@@ -35,15 +36,9 @@ from conversation_assets.partitions import (
     monthly_partitions,
     partition_window,
 )
-from conversation_assets.pipeline import (
-    LOADER_FILE_FORMAT,
-    destination_lock,
-    destination_name,
-    make_pipeline,
-    summarize,
-)
+from conversation_assets.pipeline import destination_name, make_pipeline
 from conversation_assets.resources import DixaResource
-from conversation_assets.settings import parse_hours
+from conversation_assets.settings import destination_wait_seconds, parse_hours
 
 ASSET_KEY = AssetKey(["dixa", TABLE_NAME])
 GROUP_NAME = "dixa"
@@ -123,6 +118,7 @@ def dixa_conversation_export(
 ) -> Iterator[MaterializeResult]:
     """Load the partition's month of conversations with dlt and record what was loaded."""
     settings = dixa.settings()
+    wait_seconds = destination_wait_seconds()  # validated before any request
     window = partition_window(context.partition_time_window, settings.start_date)
     stats = RequestStats()
     source = source_for_window(settings, window, stats=stats, logger=context.log)
@@ -130,23 +126,21 @@ def dixa_conversation_export(
     run_dir = runs_dir() / context.run.run_id
     pipeline = make_pipeline(pipelines_dir=run_dir, staging_suffix=context.partition_key)
     context.log.info(f"Loading partition {context.partition_key}: updated_at in {window}")
-    with destination_lock(pipeline, context.partition_key, context.log):
-        results = list(
-            dlt.run(
-                context=context,
-                dlt_source=source,
-                dlt_pipeline=pipeline,
-                loader_file_format=LOADER_FILE_FORMAT,
-            )
-        )
-        summary = summarize(pipeline)
-    for result in results:
-        yield result._replace(
-            metadata={
-                **(result.metadata or {}),
-                **partition_metadata(window.start_ms, window.end_ms, stats, summary),
-            }
-        )
+    # Download, parse and normalize in parallel with other partitions; only the load waits
+    # for the destination (dagster-dlt's run() would hold it from dlt's first state sync on).
+    load_info, summary = extract_then_load(
+        pipeline, source, context.log, wait_seconds, settings.extract_format == "json"
+    )
+    metadata = dlt.extract_resource_metadata(
+        context, source.resources[TABLE_NAME], load_info, pipeline
+    )
+    yield MaterializeResult(
+        asset_key=ASSET_KEY,
+        metadata={
+            **metadata,
+            **partition_metadata(window.start_ms, window.end_ms, stats, summary),
+        },
+    )
     shutil.rmtree(run_dir, ignore_errors=True)
 
 

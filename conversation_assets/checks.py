@@ -21,26 +21,26 @@ from dagster import (
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from conversation_assets.assets import ASSET_KEY, PARTITIONS, runs_dir
+from conversation_assets.destination import hold_destination
 from conversation_assets.dixa.schema import TABLE_NAME
 from conversation_assets.partitions import configured_start_date, partition_window
-from conversation_assets.pipeline import destination_lock, make_pipeline
+from conversation_assets.pipeline import make_pipeline
 
 
 @contextmanager
 def dataset_client(context: AssetCheckExecutionContext) -> Iterator[Any]:
-    """dlt's SQL client on the dataset, holding the destination's lock.
+    """dlt's SQL client on the dataset, holding the destination (see ``hold_destination``).
 
-    A dlt working folder of its own (removed afterwards), and the lock: another run may be
-    loading the same DuckDB file.
+    A dlt working folder of its own (removed afterwards), and the destination's turn: another
+    run may be loading the same DuckDB file, or a reader holding it (a bounded, logged wait).
     """
     runs_dir().mkdir(parents=True, exist_ok=True)
     prefix = f"{context.run.run_id}-checks-"
     with tempfile.TemporaryDirectory(dir=runs_dir(), prefix=prefix) as workdir:
         pipeline = make_pipeline(pipelines_dir=workdir)
-        with (
-            destination_lock(pipeline, context.partition_key, context.log),
-            pipeline.sql_client() as client,
-        ):
+        with hold_destination(
+            pipeline, f"to run check {context.op_def.name}", context.log
+        ) as client:
             yield client
 
 

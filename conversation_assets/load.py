@@ -13,21 +13,25 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from conversation_assets.destination import extract_then_load
 from conversation_assets.dixa import RequestStats, source_for_window
 from conversation_assets.dixa.windows import Window, to_ms
-from conversation_assets.pipeline import LOADER_FILE_FORMAT, LoadSummary, make_pipeline, summarize
-from conversation_assets.settings import DixaSettings
+from conversation_assets.pipeline import LoadSummary, make_pipeline
+from conversation_assets.settings import DixaSettings, destination_wait_seconds
 
 
 def load_window(
     settings: DixaSettings, window: Window, workdir: Path, logger: Any = None
 ) -> tuple[LoadSummary, RequestStats]:
     """Extract, normalize and load ``window``; ``workdir`` is the run's dlt working folder."""
+    wait_seconds = destination_wait_seconds()  # validated before any request
     stats = RequestStats()
     source = source_for_window(settings, window, stats=stats, logger=logger)
     pipeline = make_pipeline(pipelines_dir=workdir)
-    pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
-    return summarize(pipeline), stats
+    _, summary = extract_then_load(
+        pipeline, source, logger, wait_seconds, settings.extract_format == "json"
+    )
+    return summary, stats
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,11 +7,8 @@ through dlt's own variables (``DESTINATION__DUCKDB__CREDENTIALS``,
 
 from __future__ import annotations
 
-import fcntl
-import functools
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,68 +98,7 @@ def make_pipeline(
         dataset_name=DATASET_NAME,
         progress="log" if os.environ.get("DIXA_PROGRESS") == "log" else None,
     )
-    if pipeline.destination.destination_name == "postgres":
-        load_one_partition_at_a_time(pipeline)
     return pipeline
-
-
-def load_one_partition_at_a_time(pipeline: dlt.Pipeline) -> None:
-    """Make the pipeline's load step hold a dataset-wide Postgres advisory lock.
-
-    Partitions extract and normalize in parallel, but dlt creates and alters the dataset's
-    tables in the load step: two first loads at once collide (``relation ... already exists``,
-    seen with three partitions), as would two loads adding the same new column. So the load
-    steps (the DDL, the copy into each partition's staging schema and the merge) take turns.
-    """
-    load = pipeline.load
-
-    @functools.wraps(load)
-    def load_holding_the_dataset_lock(*args: Any, **kwargs: Any) -> Any:
-        with advisory_lock(pipeline, DATASET_NAME):
-            return load(*args, **kwargs)
-
-    pipeline.load = load_holding_the_dataset_lock  # type: ignore[method-assign]
-
-
-@contextmanager
-def destination_lock(pipeline: dlt.Pipeline, partition_key: str, log: Any = None) -> Iterator[None]:
-    """Wait until no other load could collide with this one, and hold that until it ends.
-
-    DuckDB: one writing process per file, so every load and check of a file takes its lock
-    file (``<file>.lock``) in turn. Postgres: loads of *different* partitions run in parallel;
-    loads of the same partition share its staging schema, so they take a Postgres advisory lock
-    on it. Dagster's pool and tag limits already keep most runs apart; this catches the rest
-    (backfill runs carry no ``dagster/partition`` tag, and a fresh instance may start several
-    runs of one pool at once).
-    """
-    if pipeline.destination.destination_name == "duckdb":
-        lock_path = Path(f"{duckdb_file()}.lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with lock_path.open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if log:
-                    log.info(f"Waiting for another load of {duckdb_file()} to finish")
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        return
-    with advisory_lock(pipeline, staging_layout(partition_key) % DATASET_NAME):
-        yield
-
-
-@contextmanager
-def advisory_lock(pipeline: dlt.Pipeline, name: str) -> Iterator[None]:
-    """Hold the Postgres advisory lock named ``name`` (waits for it), on its own connection."""
-    with pipeline.sql_client() as client:
-        client.execute_sql("SELECT pg_advisory_lock(hashtext(%s))", name)
-        try:
-            yield
-        finally:
-            client.execute_sql("SELECT pg_advisory_unlock(hashtext(%s))", name)
 
 
 @dataclass

@@ -23,6 +23,7 @@ MAX_BATCH_SIZE_DAYS = 31
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_RETRY_BACKOFF_SECONDS = 60.0
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 300.0
+DEFAULT_DESTINATION_WAIT_SECONDS = 600.0
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 #: Load paths, the default first: ``json`` hands records to dlt's normalizer (exact on every table,
 #: one transaction a partition); ``arrow`` is the faster path with the limits the README lists.
@@ -206,6 +207,19 @@ def parse_hours(name: str, default: float) -> float:
     """A number of hours from the environment variable ``name`` (1 to 8760)."""
     return _parse_number(
         name, os.environ.get(name), default, 1.0, 8760.0, float, "a number of hours"
+    )
+
+
+def destination_wait_seconds(environ: Mapping[str, str] | None = None) -> float:
+    """``DIXA_DESTINATION_WAIT_SECONDS``: how long a load or check waits for a DuckDB file that
+    another process (a reader) holds before it fails (0 to 86400)."""
+    env = os.environ if environ is None else environ
+    return parse_float(
+        "DIXA_DESTINATION_WAIT_SECONDS",
+        env.get("DIXA_DESTINATION_WAIT_SECONDS"),
+        DEFAULT_DESTINATION_WAIT_SECONDS,
+        0.0,
+        86400.0,
     )
 
 

@@ -7,6 +7,7 @@ import pytest
 from dagster import DagsterInstance, Definitions, TimeWindow
 
 from conversation_assets.assets import ASSET_KEY, PARTITIONS
+from conversation_assets.checks import DATA_QUALITY_CHECKS
 from conversation_assets.definitions import defs
 from conversation_assets.dixa.windows import to_ms
 from conversation_assets.partitions import monthly_partitions, partition_window
@@ -100,7 +101,7 @@ def test_materializing_a_partition_loads_exactly_its_window_and_is_idempotent(
         assert metadata["dlt_load_id"]
 
         checks = result.get_asset_check_evaluations()
-        assert len(checks) == 5 and all(check.passed for check in checks)
+        assert len(checks) == len(DATA_QUALITY_CHECKS) and all(check.passed for check in checks)
 
         again = materialize("2024-03-01", instance)
         assert again.success

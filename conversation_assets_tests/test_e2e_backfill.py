@@ -79,6 +79,8 @@ class Setup:
     env: dict[str, str] = field(default_factory=dict)
     #: False: the daemon is not started by the fixture but by the test (``start_daemon``).
     start_daemon: bool = True
+    #: Extra arguments of the sandbox (e.g. its rate limit).
+    sandbox_args: tuple[str, ...] = ()
 
 
 @dataclass
@@ -189,6 +191,7 @@ def sandbox_command(setup: Setup) -> list[str]:
         sys.executable,
         *("-m", "conversation_assets.sandbox", "--port", "0", "--token", TOKEN),
         *("--now", NOW, *data),
+        *setup.sandbox_args,
     ]
 
 
@@ -730,3 +733,44 @@ def test_a_backfill_of_twelve_months_while_the_schedule_fires_fails_no_run(
     for key, next_key in zip(MONTHS_2023, [*MONTHS_2023[1:], "2024-01-01"], strict=True):
         month = expected_ids(date.fromisoformat(key), date.fromisoformat(next_key), setup)
         assert int(metadata[key]["conversations_loaded"]) == len(month), key
+
+
+#: 2023 from a sandbox that allows 10 requests a minute (the 12 months need 19 requests).
+RATE_LIMITED = Setup(
+    per_day=20,
+    data_start=date(2022, 10, 1),
+    env={"DIXA_START_DATE": "2023-01-01"},
+    sandbox_args=("--rate-limit", "10"),
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("deployment", [RATE_LIMITED], indirect=True, ids=["10-a-minute"])
+def test_a_backfill_with_a_pool_of_three_against_a_rate_limit_fails_no_run(
+    deployment: Deployment,
+) -> None:
+    """README, Concurrency: partitions extract at the same time, take turns to load, and wait
+    out the API's 429s (``Retry-After``); every month lands exactly once."""
+    set_pool_limit(deployment, pool_name("duckdb"), 3)
+    backfill_id = launch_backfill(deployment, MONTHS_2023)
+    backfill = wait_for_backfill(deployment, backfill_id)
+    runs = find_runs(deployment, {"tags": [{"key": "dagster/backfill", "value": backfill_id}]})
+    summary = [(run["partition"], run["status"], run["runId"]) for run in runs]
+    failed = [entry for entry in summary if entry[1] != "SUCCESS"]
+    errors = {entry[2]: error_texts(run_events(deployment, entry[2])) for entry in failed}
+    assert not failed, f"failed runs {failed}: {errors}\n{deployment.logs()}"
+    assert backfill["status"] in SUCCESS_STATUSES, f"{backfill}: {summary}"
+    assert sorted(run["partition"] for run in runs) == MONTHS_2023
+
+    # The path under test ran: runs executed at the same time, and the API refused some
+    # requests, which were retried after its Retry-After.
+    concurrent = {run["runId"]: overlapping(run, runs, "startTime") for run in runs}
+    assert any(len(others) > 1 for others in concurrent.values()), concurrent
+    messages = [
+        event.get("message", "") for run in runs for event in run_events(deployment, run["runId"])
+    ]
+    assert any("answered HTTP 429" in message for message in messages), "no 429 was retried"
+
+    ids = loaded_ids(deployment)
+    assert len(ids) == len(set(ids)), "no duplicate id"
+    assert set(ids) == expected_ids(date(2023, 1, 1), date(2024, 1, 1), RATE_LIMITED)

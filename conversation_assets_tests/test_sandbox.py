@@ -23,9 +23,10 @@ from conversation_assets.dixa.schema import (
     STRING_ARRAY_FIELDS,
     STRING_FIELDS,
 )
-from conversation_assets.sandbox import Fault, SandboxData, SandboxServer
+from conversation_assets.sandbox import Fault, Latency, SandboxData, SandboxServer
 from conversation_assets.sandbox.__main__ import build_parser, parse_now
 from conversation_assets.sandbox.data import DAY_MS, RECORD_FIELDS
+from conversation_assets.sandbox.server import RateLimiter
 
 TOKEN = "test-token"
 DATA = SandboxData(per_day=20)
@@ -488,3 +489,60 @@ def test_array_repeat_multiplies_child_rows_and_keeps_the_conversations() -> Non
         assert after["custom_fields"] is not before["custom_fields"]
     with pytest.raises(ValueError, match="array_repeat"):
         SandboxData(array_repeat=0)
+
+
+# -- the realistic API (latency model): off by default ---------------------------------------
+
+
+def test_rate_limit_answers_429_with_retry_after_beyond_n_a_minute() -> None:
+    latency = Latency(requests_per_minute=3)
+    with SandboxServer(TOKEN, DATA, now=NOW, latency=latency) as limited:
+        statuses = [export(limited, JAN_1, JAN_3).status_code for _ in range(3)]
+        refused = export(limited, JAN_1, JAN_3)
+        other_token = requests.get(f"{limited.url}health", timeout=30)
+    assert statuses == [200, 200, 200]
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert "3 requests a minute" in refused.json()["message"]
+    assert other_token.status_code == 200  # health is not rate-limited
+
+
+def test_rate_limit_is_per_token_and_frees_a_slot_after_a_minute() -> None:
+    clock = [1000.0]
+    limiter = RateLimiter(2, clock=lambda: clock[0])
+    assert limiter.admit("Bearer a") == 0 and limiter.admit("Bearer a") == 0
+    assert limiter.admit("Bearer a") == pytest.approx(60.0)
+    assert limiter.admit("Bearer b") == 0  # another token has its own budget
+    clock[0] += 30
+    assert limiter.admit("Bearer a") == pytest.approx(30.0)
+    clock[0] += 30
+    assert limiter.admit("Bearer a") == 0
+
+
+def test_unauthorized_requests_do_not_use_the_rate_limit() -> None:
+    with SandboxServer(TOKEN, DATA, now=NOW, latency=Latency(requests_per_minute=1)) as limited:
+        assert export(limited, JAN_1, JAN_3, token="wrong").status_code == 401
+        assert export(limited, JAN_1, JAN_3).status_code == 200
+        assert export(limited, JAN_1, JAN_3).status_code == 429
+
+
+def test_first_byte_and_bandwidth_slow_the_answer_down() -> None:
+    latency = Latency(first_byte_seconds=0.5, bytes_per_second=200_000)
+    with SandboxServer(TOKEN, DATA, now=NOW) as fast:
+        body = export(fast, JAN_1, JAN_3).content
+    started = time.monotonic()
+    with SandboxServer(TOKEN, DATA, now=NOW, latency=latency) as slow:
+        slowed = export(slow, JAN_1, JAN_3).content
+    seconds = time.monotonic() - started
+    assert slowed == body  # the same answer, only later
+    # Generous bound: at least the first-byte wait plus most of the body at 200 KB/s.
+    assert seconds >= 0.5 + 0.5 * len(body) / 200_000
+
+
+def test_cli_takes_the_latency_model() -> None:
+    args = build_parser().parse_args(
+        ["--token", "t", "--first-byte-seconds", "5", "--bandwidth-mb", "5", "--rate-limit", "10"]
+    )
+    assert (args.first_byte_seconds, args.bandwidth_mb, args.rate_limit) == (5.0, 5.0, 10)
+    defaults = build_parser().parse_args(["--token", "t"])
+    assert (defaults.first_byte_seconds, defaults.bandwidth_mb, defaults.rate_limit) == (0, 0, 0)

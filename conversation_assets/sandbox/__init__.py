@@ -13,6 +13,14 @@ Run it on its own with ``python -m conversation_assets.sandbox --port 8765 --tok
 from conversation_assets.sandbox.data import SandboxData
 from conversation_assets.sandbox.faults import Fault
 from conversation_assets.sandbox.scripted import ScriptedData, Update
-from conversation_assets.sandbox.server import RequestRecord, SandboxServer
+from conversation_assets.sandbox.server import Latency, RequestRecord, SandboxServer
 
-__all__ = ["Fault", "RequestRecord", "SandboxData", "SandboxServer", "ScriptedData", "Update"]
+__all__ = [
+    "Fault",
+    "Latency",
+    "RequestRecord",
+    "SandboxData",
+    "SandboxServer",
+    "ScriptedData",
+    "Update",
+]

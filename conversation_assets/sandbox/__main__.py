@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conversation_assets.sandbox.data import SandboxData
 from conversation_assets.sandbox.faults import Fault
-from conversation_assets.sandbox.server import BOUNDS, SandboxServer
+from conversation_assets.sandbox.server import BOUNDS, Latency, SandboxServer
 
 
 def parse_now(text: str) -> int:
@@ -48,6 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cache-dir", type=Path, help="keep answers as files and replay them")
     parser.add_argument(
+        "--first-byte-seconds",
+        type=float,
+        default=0.0,
+        help="wait before each export answer starts (a real service builds it first)",
+    )
+    parser.add_argument(
+        "--bandwidth-mb",
+        type=float,
+        default=0.0,
+        help="MB/s of each export answer's body (0: unlimited)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="export requests a token may make a minute; beyond: 429 with Retry-After (0: off)",
+    )
+    parser.add_argument(
         "--fault",
         type=Fault.parse,
         action="extend",
@@ -70,8 +89,9 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         array_repeat=args.array_repeat,
     )
+    latency = Latency(args.first_byte_seconds, args.bandwidth_mb * 1_000_000, args.rate_limit)
     server = SandboxServer(
-        args.token, data, args.host, args.port, args.bounds, args.now, args.cache_dir
+        args.token, data, args.host, args.port, args.bounds, args.now, args.cache_dir, latency
     )
     server.inject(*args.fault)
     stopping = threading.Event()

@@ -5,6 +5,8 @@
   ``yyyy-MM-dd`` (UTC midnight); a span of more than 31 days is refused with 400.
 - The answer is one JSON array at the root, streamed with chunked transfer encoding.
 - Whether the bounds are exclusive or inclusive is undocumented, so it is a setting (``bounds``).
+- A realistic API (off by default, :class:`Latency`): a time to first byte, a bandwidth, and a
+  per-token rate limit (N export requests a minute; beyond it 429 with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import socket
@@ -112,6 +115,55 @@ def json_array(records: Iterable[Record], batch_bytes: int = BATCH_BYTES) -> Ite
     yield "".join(parts).encode()
 
 
+@dataclass(frozen=True)
+class Latency:
+    """How slow and how strict the API is; the defaults (all off) answer at once, unlimited.
+
+    ``first_byte_seconds``: the wait before the answer's status line (a real export service
+    builds a month's answer first). ``bytes_per_second``: the body's pace (0: unlimited).
+    ``requests_per_minute``: export requests a token may make in any 60 s (0: unlimited); the
+    next one gets 429 with ``Retry-After`` (whole seconds until a slot frees). Refused requests
+    do not count.
+    """
+
+    first_byte_seconds: float = 0.0
+    bytes_per_second: float = 0.0
+    requests_per_minute: int = 0
+
+    def __post_init__(self) -> None:
+        if self.first_byte_seconds < 0 or self.bytes_per_second < 0:
+            raise ValueError("first_byte_seconds and bytes_per_second must not be negative")
+        if self.requests_per_minute < 0:
+            raise ValueError("requests_per_minute must not be negative")
+
+
+class RateLimiter:
+    """A sliding 60 s window of accepted requests per token (the token itself is not kept)."""
+
+    WINDOW_SECONDS = 60.0
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic):
+        self.per_minute = per_minute
+        self.clock = clock
+        self._accepted: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, token: str) -> float:
+        """0 if the request may go ahead (and count it); else the seconds until a slot frees."""
+        if self.per_minute <= 0:
+            return 0.0
+        key = hashlib.sha256(token.encode()).hexdigest()
+        with self._lock:
+            now = self.clock()
+            accepted = self._accepted.setdefault(key, deque())
+            while accepted and accepted[0] <= now - self.WINDOW_SECONDS:
+                accepted.popleft()
+            if len(accepted) < self.per_minute:
+                accepted.append(now)
+                return 0.0
+            return max(accepted[0] + self.WINDOW_SECONDS - now, 0.001)
+
+
 class SandboxServer:
     """A local stand-in for the Dixa exports API; ``start()`` serves it from a daemon thread."""
 
@@ -125,6 +177,7 @@ class SandboxServer:
         now: int | None = None,
         cache_dir: Path | None = None,
         record_served: bool = False,
+        latency: Latency | None = None,
     ):
         if bounds not in BOUNDS:
             raise ValueError(f"bounds must be one of {BOUNDS}")
@@ -139,6 +192,8 @@ class SandboxServer:
         #: Keep ``(id, updated_at)`` of every record served in ``RequestRecord.served``
         #: (off by default: a benchmark serves millions; cached answers are not recorded).
         self.record_served = record_served
+        self.latency = latency or Latency()
+        self.rate_limiter = RateLimiter(self.latency.requests_per_minute)
         self.requests: list[RequestRecord] = []
         self.extra_records: list[Record] = []
         self._port = port
@@ -322,6 +377,13 @@ class _Handler(BaseHTTPRequestHandler):
             after, before = parse_window(query)
         except BadRequest as error:
             return self._send_json(400, {"message": str(error)})
+        wait = sandbox.rate_limiter.admit(self.headers.get("Authorization", ""))
+        if wait:
+            retry_after = {"Retry-After": str(math.ceil(wait))}
+            message = f"Rate limit of {sandbox.latency.requests_per_minute} requests a minute"
+            return self._send_json(429, {"message": message}, retry_after)
+        if sandbox.latency.first_byte_seconds:
+            time.sleep(sandbox.latency.first_byte_seconds)
         fault = sandbox._next_fault()
         if fault is None or fault.kind in faults.BODY_KINDS:
             return self._stream(sandbox._body(after, before, self._request), fault)
@@ -358,6 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, blocks: Iterator[bytes], fault: Fault | None) -> None:
         """A chunked 200; a body fault acts once ``fault.after_bytes`` have been sent."""
         self._start(200, {"Transfer-Encoding": "chunked"})
+        self._body_started = time.monotonic()
         try:
             for block in blocks:
                 if fault is not None and self._sent + len(block) >= fault.after_bytes:
@@ -382,6 +445,15 @@ class _Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
             self._sent += len(data)
+            self._pace()
+
+    def _pace(self) -> None:
+        """Hold the body to the configured bandwidth (sleep until the bytes sent are due)."""
+        rate = self.server.sandbox.latency.bytes_per_second
+        if rate:
+            ahead = self._body_started + self._sent / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
 
     def _break_off(self, fault: Fault) -> None:
         """End the connection mid-body: a plain close (cut-off) or a TCP RST (reset)."""
