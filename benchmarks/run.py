@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
@@ -517,9 +517,24 @@ def duckdb_floor(case: Case, workdir: Path) -> Invocation:
     return Invocation(argv, env, workdir, database, FLOOR_TABLE)
 
 
+def on_the_arrow_path(
+    contender: Callable[[Case, Path], Invocation],
+) -> Callable[[Case, Path], Invocation]:
+    """The same contender with ``DIXA_EXTRACT_FORMAT=arrow`` (the default is dlt's normalizer)."""
+
+    def arrow_contender(case: Case, workdir: Path) -> Invocation:
+        invocation = contender(case, workdir)
+        return replace(invocation, env={**invocation.env, "DIXA_EXTRACT_FORMAT": "arrow"})
+
+    arrow_contender.__doc__ = f"{contender.__doc__} (Arrow path)"
+    return arrow_contender
+
+
 CONTENDERS: dict[str, Callable[[Case, Path], Invocation]] = {
     "project_dagster": project_dagster,
     "project_pipeline": project_pipeline,
+    "project_dagster_arrow": on_the_arrow_path(project_dagster),
+    "project_pipeline_arrow": on_the_arrow_path(project_pipeline),
     "seed_rest_api": seed_rest_api,
     "duckdb_floor": duckdb_floor,
 }
@@ -631,11 +646,11 @@ def inner_timing(contender: str, workdir: Path) -> tuple[float | None, dict[str,
     scripts: what they print on their ``BENCH`` line.
     """
     stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
-    if contender == "project_dagster":
+    if contender.startswith("project_dagster"):
         text = stderr.read_text(errors="replace") + stdout.read_text(errors="replace")
         steps = {m["step"]: dagster_duration(m["t"]) for m in _STEP_SUCCESS.finditer(text)}
         return steps.get("dixa_conversation_export"), {"step_seconds": steps}
-    if contender == "project_pipeline":
+    if contender.startswith("project_pipeline"):
         match = _LOAD_SECONDS.search(stdout.read_text(errors="replace"))
         return (float(match["t"]) if match else None), {}
     details = bench_details(stdout) or {}
