@@ -1319,6 +1319,8 @@ def backfill_with_pool(
             DIXA_START_DATE=f"{BACKFILL_YEAR}-01-01",
             DESTINATION__DUCKDB__CREDENTIALS=str(database),
             DIXA_DLT_RUNS_DIR=str(workdir / "dlt_runs"),
+            # Its catch-up runs of the wall clock's month are not part of the backfill.
+            DIXA_FRESHNESS_SENSOR="off",
         )
         # As the README says for a new instance: Dagster 1.13.27 ignores default_limit for
         # the first runs of a pool it has not seen yet.

@@ -446,6 +446,7 @@ def test_cli_options() -> None:
 def test_cli_serves_until_sigterm() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DIXA_API_TOKEN"}
     command = [sys.executable, "-m", "conversation_assets.sandbox", "--port", "0", "--token", "t"]
+    command += ["--rate-limit", "1"]  # the latency model reaches the server
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -460,6 +461,8 @@ def test_cli_serves_until_sigterm() -> None:
         export_url = f"{url}conversation_export?updated_after=2024-01-01&updated_before=2024-01-02"
         response = requests.get(export_url, headers={"Authorization": "Bearer t"}, timeout=5)
         assert response.status_code == 200
+        again = requests.get(export_url, headers={"Authorization": "Bearer t"}, timeout=5)
+        assert again.status_code == 429 and again.headers["Retry-After"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
         assert "Authorization" not in process.stderr.read()  # type: ignore[union-attr]

@@ -91,7 +91,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     latency = Latency(args.first_byte_seconds, args.bandwidth_mb * 1_000_000, args.rate_limit)
     server = SandboxServer(
-        args.token, data, args.host, args.port, args.bounds, args.now, args.cache_dir, latency
+        args.token,
+        data,
+        host=args.host,
+        port=args.port,
+        bounds=args.bounds,
+        now=args.now,
+        cache_dir=args.cache_dir,
+        latency=latency,
     )
     server.inject(*args.fault)
     stopping = threading.Event()
