@@ -23,6 +23,7 @@ from typing import Any
 import dlt
 from dlt.common.pipeline import LoadInfo
 
+from conversation_assets.dixa.schema import TABLE_NAME
 from conversation_assets.pipeline import LOADER_FILE_FORMAT, LoadSummary, duckdb_file, summarize
 from conversation_assets.settings import destination_wait_seconds
 
@@ -163,6 +164,7 @@ def extract_then_load(
     if sync_schema_first:
         with hold_destination(pipeline, "to read the stored schema", log, wait_seconds):
             pipeline.sync_destination()
+        refuse_a_dataset_of_the_arrow_path(pipeline)
     pipeline.extract(source, loader_file_format=LOADER_FILE_FORMAT)
     pipeline.normalize()
     with hold_destination(pipeline, "to load", log, wait_seconds):
@@ -170,6 +172,35 @@ def extract_then_load(
         info.raise_on_failed_jobs()
         summary = summarize(pipeline)  # what the tables hold now: read before letting go
     return info, summary
+
+
+class DatasetLoadPathMismatch(RuntimeError):
+    """The dataset was loaded with the other load path; dlt cannot merge the two layouts."""
+
+
+def refuse_a_dataset_of_the_arrow_path(pipeline: dlt.Pipeline) -> None:
+    """Fail before any request if the stored child tables are the Arrow path's (no parent).
+
+    dlt's normalizer makes them nested tables of the root; the Arrow path, the default before
+    2026-11-30, made them tables of their own, and dlt refuses to merge the two descriptions
+    (``Cannot merge partial tables ... parent``), which says nothing about the cause.
+    """
+    schema = pipeline.default_schema if pipeline.default_schema_name else None
+    tables = schema.tables if schema is not None else {}
+    own = sorted(
+        name
+        for name, table in tables.items()
+        if name.startswith(f"{TABLE_NAME}__") and not table.get("parent")
+    )
+    if own:
+        raise DatasetLoadPathMismatch(
+            f"Dataset {pipeline.dataset_name!r} was loaded with DIXA_EXTRACT_FORMAT=arrow (its "
+            f"child tables {', '.join(own[:3])}... are tables of their own), but this run uses "
+            "the json path (the default since 2026-11-30), whose child tables are dlt nested "
+            "tables. Either set DIXA_EXTRACT_FORMAT=arrow to keep loading this dataset, or drop "
+            f"the dataset's {TABLE_NAME}* tables and dlt's _dlt_* tables (or use a new DuckDB "
+            "file) and reload the partitions."
+        )
 
 
 @contextmanager

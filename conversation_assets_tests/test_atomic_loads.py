@@ -1,4 +1,4 @@
-"""A partition's load commits every table or none: a failure between two tables' merges."""
+"""A partition's load commits every table or none; a dataset of the other load path is refused."""
 
 from pathlib import Path
 
@@ -34,3 +34,22 @@ def test_a_load_that_fails_in_a_child_table_commits_no_table(
         load_window(MARCH, tmp_path / "second")
     assert load_ids(database) == before_loads, "the root table kept the first load's rows"
     assert table_counts(database) == before_counts, "no table lost or gained a row"
+
+
+@pytest.mark.parametrize("extract_format", ["json"], indirect=True)
+def test_a_dataset_of_the_arrow_path_is_refused_by_the_json_path_with_advice(
+    sandbox: SandboxServer,
+    dixa_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default changed from arrow to json: a dataset of the old default gets a clear error
+    before any request, not dlt's schema conflict."""
+    monkeypatch.setenv("DIXA_EXTRACT_FORMAT", "arrow")
+    load_window(MARCH, tmp_path / "arrow")
+    requests_before = len(sandbox.requests)
+    monkeypatch.setenv("DIXA_EXTRACT_FORMAT", "json")
+    with pytest.raises(Exception, match="DIXA_EXTRACT_FORMAT=arrow") as error:
+        load_window(MARCH, tmp_path / "json")
+    assert "conversation_export__" in str(error.value)
+    assert len(sandbox.requests) == requests_before, "refused before any request"
