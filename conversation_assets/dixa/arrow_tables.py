@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from conversation_assets.dixa.schema import (
+    ARRAY_FIELDS,
     INTEGER_FIELDS,
     RATING_INTEGER_FIELDS,
     RATING_STRING_FIELDS,
@@ -74,7 +75,6 @@ NESTED_SCHEMA = pa.schema(
     ]
 )
 KNOWN_FIELDS = frozenset(NESTED_SCHEMA.names)
-ARRAY_FIELDS: tuple[str, ...] = (*STRING_ARRAY_FIELDS, *OBJECT_FIELDS)
 GRANDCHILD = "custom_fields__value"
 
 ROW_KEY_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
