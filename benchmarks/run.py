@@ -41,9 +41,9 @@ from typing import Any, TextIO
 import duckdb
 import requests
 
+from conversation_assets.config import DEFAULT_BATCH_SIZE_DAYS
 from conversation_assets.dixa.windows import Window, request_windows, to_ms
-from conversation_assets.sandbox import SandboxData
-from conversation_assets.settings import DEFAULT_BATCH_SIZE_DAYS
+from dixa_sandbox import SandboxData
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = Path(__file__).resolve().parent
@@ -286,7 +286,7 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         self._log = self.log_path.open("w")
         command = [
-            sys.executable, "-m", "conversation_assets.sandbox", "--host", "127.0.0.1",
+            sys.executable, "-m", "dixa_sandbox", "--host", "127.0.0.1",
             "--port", "0", "--per-day", str(self.per_day), "--data-start",
             DATA_START.isoformat(), "--seed", str(SEED), "--now", self.now,
             "--cache-dir", str(self.cache_dir), "--array-repeat", str(self.array_repeat),

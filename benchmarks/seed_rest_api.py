@@ -29,7 +29,7 @@ from typing import Any
 import dlt
 from dlt.sources.rest_api import rest_api_source
 
-from conversation_assets.dixa.api import seed_rest_api_config
+from conversation_assets.dixa.endpoints import seed_rest_api_config
 
 PIPELINE_NAME = "seed_rest_api"
 #: dlt's default dataset name for a pipeline: ``<pipeline_name>_dataset``.

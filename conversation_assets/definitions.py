@@ -3,14 +3,14 @@
 from dagster import Definitions, in_process_executor
 from dagster_dlt import DagsterDltResource
 
-from conversation_assets.assets import dixa_conversation_export
-from conversation_assets.automation import (
+from conversation_assets.defs.assets import dixa_conversation_export
+from conversation_assets.defs.automation import (
     conversation_export_job,
     daily_conversation_export,
     dixa_freshness_sensor,
 )
-from conversation_assets.checks import DATA_QUALITY_CHECKS
-from conversation_assets.resources import dixa_resource_from_env
+from conversation_assets.defs.checks import DATA_QUALITY_CHECKS
+from conversation_assets.defs.resources import dixa_resource_from_env
 
 defs = Definitions(
     assets=[dixa_conversation_export],

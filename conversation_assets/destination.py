@@ -23,9 +23,9 @@ from typing import Any
 import dlt
 from dlt.common.pipeline import LoadInfo
 
+from conversation_assets.config import destination_wait_seconds
 from conversation_assets.dixa.schema import TABLE_NAME
 from conversation_assets.pipeline import LOADER_FILE_FORMAT, LoadSummary, duckdb_file, summarize
-from conversation_assets.settings import destination_wait_seconds
 
 DATASET_LOCK = "dixa"
 #: First and longest pause between attempts to open a DuckDB file another process holds.

@@ -13,15 +13,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from conversation_assets.config import Config, destination_wait_seconds
 from conversation_assets.destination import extract_then_load
 from conversation_assets.dixa import RequestStats, source_for_window
 from conversation_assets.dixa.windows import Window, to_ms
 from conversation_assets.pipeline import LoadSummary, make_pipeline
-from conversation_assets.settings import DixaSettings, destination_wait_seconds
 
 
 def load_window(
-    settings: DixaSettings, window: Window, workdir: Path, logger: Any = None
+    settings: Config, window: Window, workdir: Path, logger: Any = None
 ) -> tuple[LoadSummary, RequestStats]:
     """Extract, normalize and load ``window``; ``workdir`` is the run's dlt working folder."""
     wait_seconds = destination_wait_seconds()  # validated before any request
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         "--end", type=date.fromisoformat, required=True, help="YYYY-MM-DD, not included"
     )
     args = parser.parse_args(argv)
-    settings = DixaSettings.from_env()
+    settings = Config.from_env()
     window = Window(to_ms(args.start), to_ms(args.end))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dixa-dlt-") as workdir:

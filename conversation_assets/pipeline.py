@@ -18,7 +18,7 @@ from dlt.common.destination import Destination
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from conversation_assets.settings import SettingsError
+from conversation_assets.config import ConfigError
 
 PIPELINE_NAME = "dixa_conversation_export"
 DATASET_NAME = "dixa"
@@ -35,7 +35,7 @@ def destination_name(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     name = (env.get("DESTINATION") or "duckdb").strip().lower()
     if name not in SUPPORTED_DESTINATIONS:
-        raise SettingsError(
+        raise ConfigError(
             f"DESTINATION must be one of {', '.join(SUPPORTED_DESTINATIONS)}, got {name!r}."
         )
     return name

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conversation_assets.dixa.windows import to_ms
-from conversation_assets.sandbox import SandboxData, SandboxServer
+from dixa_sandbox import SandboxData, SandboxServer
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 TOKEN = "test-token-Zq8vX2"

@@ -15,11 +15,21 @@ import dlt
 import pyarrow.compute as pc
 from dlt.extract.source import DltSource
 
-from conversation_assets.dixa.api import WRITE_DISPOSITION
-from conversation_assets.dixa.arrow_tables import RecordError, split_nested
-from conversation_assets.dixa.client import DixaApiError, ExportClient, RequestStats
+from conversation_assets.config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_BATCH_SIZE_DAYS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    DEFAULT_RETRY_BACKOFF_SECONDS,
+    DEFAULT_START_DATE,
+    Config,
+)
+from conversation_assets.dixa.download import DixaApiError, ExportClient, RequestStats
+from conversation_assets.dixa.endpoints import WRITE_DISPOSITION
 from conversation_assets.dixa.hints import nested_hints, table_hints
 from conversation_assets.dixa.memory import release_unused_memory
+from conversation_assets.dixa.parse.arrow import RecordError, split_nested
+from conversation_assets.dixa.parse.records import batched
 from conversation_assets.dixa.schema import (
     ARRAY_FIELDS,
     CURSOR_FIELD,
@@ -27,17 +37,7 @@ from conversation_assets.dixa.schema import (
     TABLE_NAME,
     root_merge_columns,
 )
-from conversation_assets.dixa.stream import batched
 from conversation_assets.dixa.windows import Window, request_windows, to_ms
-from conversation_assets.settings import (
-    DEFAULT_BASE_URL,
-    DEFAULT_BATCH_SIZE_DAYS,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_REQUEST_TIMEOUT_SECONDS,
-    DEFAULT_RETRY_BACKOFF_SECONDS,
-    DEFAULT_START_DATE,
-    DixaSettings,
-)
 
 __all__ = ["DixaApiError", "RecordError", "RequestStats", "dixa_source"]
 
@@ -73,7 +73,7 @@ def dixa_source(
     child rows in one transaction. ``"arrow"`` builds typed Arrow tables and flattens the arrays
     into child tables itself: faster, with the limits the README lists.
     """
-    settings = DixaSettings.from_values(
+    settings = Config.from_values(
         api_token=api_token,
         base_url=base_url,
         start_date=start_date,
@@ -190,7 +190,7 @@ def conversation_tables(table: Any) -> Iterator[Any]:
         yield dlt.mark.with_hints(part, hints[name], create_table_variant=True)
 
 
-def source_for_window(settings: DixaSettings, window: Window, **kwargs: Any) -> DltSource:
+def source_for_window(settings: Config, window: Window, **kwargs: Any) -> DltSource:
     """The source restricted to one window, with validated settings."""
     return dixa_source(
         api_token=settings.api_token.reveal(),

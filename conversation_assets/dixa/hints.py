@@ -9,8 +9,8 @@ import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.extract.hints import TResourceHints, make_hints
 
-from conversation_assets.dixa.api import WRITE_DISPOSITION
-from conversation_assets.dixa.arrow_tables import (
+from conversation_assets.dixa.endpoints import WRITE_DISPOSITION
+from conversation_assets.dixa.parse.arrow import (
     ARRAY_FIELDS,
     DELETED_COLUMN,
     GRANDCHILD,
