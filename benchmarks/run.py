@@ -41,7 +41,7 @@ from typing import Any, TextIO
 import duckdb
 import requests
 
-from conversation_assets.config import DEFAULT_BATCH_SIZE_DAYS
+from conversation_assets.config import MAX_BATCH_SIZE_DAYS
 from conversation_assets.dixa.windows import Window, request_windows, to_ms
 from dixa_sandbox import SandboxData
 
@@ -1368,7 +1368,7 @@ def backfill_benchmark(args: argparse.Namespace, command: str) -> int:
             body_bytes = [
                 sandbox.prewarm(request.query_params)
                 for w in windows.values()
-                for request in request_windows(w.start_ms, w.end_ms, DEFAULT_BATCH_SIZE_DAYS)
+                for request in request_windows(w.start_ms, w.end_ms, MAX_BATCH_SIZE_DAYS)
             ]
         print(
             f"backfill: {len(windows)} partitions of {BACKFILL_YEAR}, "

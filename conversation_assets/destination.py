@@ -23,9 +23,9 @@ from typing import Any
 import dlt
 from dlt.common.pipeline import LoadInfo
 
-from conversation_assets.config import destination_wait_seconds
+from conversation_assets.config import Config
 from conversation_assets.dixa.schema import TABLE_NAME
-from conversation_assets.pipeline import LOADER_FILE_FORMAT, LoadSummary, duckdb_file, summarize
+from conversation_assets.pipeline import LOADER_FILE_FORMAT, LoadSummary, summarize
 
 DATASET_LOCK = "dixa"
 #: First and longest pause between attempts to open a DuckDB file another process holds.
@@ -64,8 +64,8 @@ def retry_while_held(
     attempt: Callable[[], Any],
     path: Path,
     what: str,
+    wait_seconds: float,
     log: Any = None,
-    wait_seconds: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Any:
     """``attempt()`` until it does not fail on another process's lock of ``path``.
@@ -74,7 +74,7 @@ def retry_while_held(
     gaps). Each wait is logged; after ``wait_seconds`` (``DIXA_DESTINATION_WAIT_SECONDS``) it
     raises :class:`DestinationBusy` naming the file, the holder's PID and what to do.
     """
-    limit = destination_wait_seconds() if wait_seconds is None else wait_seconds
+    limit = wait_seconds
     started = time.monotonic()
     pause = FIRST_PAUSE_SECONDS
     logged_pid = None
@@ -107,7 +107,7 @@ def retry_while_held(
 
 
 @contextmanager
-def destination_lock(pipeline: dlt.Pipeline, log: Any = None) -> Iterator[None]:
+def destination_lock(pipeline: dlt.Pipeline, config: Config, log: Any = None) -> Iterator[None]:
     """Wait for the destination's turn among the project's own processes, and hold it.
 
     DuckDB: one writing process per file, so every load and check of a file takes its lock
@@ -121,7 +121,7 @@ def destination_lock(pipeline: dlt.Pipeline, log: Any = None) -> Iterator[None]:
         with advisory_lock(pipeline, DATASET_LOCK):
             yield
         return
-    with duckdb_file_lock(duckdb_file(), log):
+    with duckdb_file_lock(config.duckdb_file, log):
         yield
 
 
@@ -146,9 +146,8 @@ def duckdb_file_lock(path: Path, log: Any = None) -> Iterator[None]:
 def extract_then_load(
     pipeline: dlt.Pipeline,
     source: Any,
+    config: Config,
     log: Any = None,
-    wait_seconds: float | None = None,
-    sync_schema_first: bool = False,
 ) -> tuple[LoadInfo, LoadSummary]:
     """dlt's ``run`` in its three steps, with only the load holding the destination.
 
@@ -157,17 +156,17 @@ def extract_then_load(
     pipeline's state and schema from the destination (``restore_from_destination``): a run's
     folder is new and its window explicit (no incremental state), and the load step adds new
     columns itself, so the Arrow path skips it (its tables carry their types). dlt's normalizer
-    (the JSON path, ``sync_schema_first``) needs the stored schema to turn a value of another
+    (the JSON path) needs the stored schema to turn a value of another
     type into a variant column (``x__v_text``) instead of failing the load, so there the sync
     runs first, holding the destination for that moment.
     """
-    if sync_schema_first:
-        with hold_destination(pipeline, "to read the stored schema", log, wait_seconds):
+    if config.extract_format == "json":
+        with hold_destination(pipeline, config, "to read the stored schema", log):
             pipeline.sync_destination()
         refuse_a_dataset_of_the_arrow_path(pipeline)
     pipeline.extract(source, loader_file_format=LOADER_FILE_FORMAT)
     pipeline.normalize()
-    with hold_destination(pipeline, "to load", log, wait_seconds):
+    with hold_destination(pipeline, config, "to load", log):
         info = pipeline.load()
         info.raise_on_failed_jobs()
         summary = summarize(pipeline)  # what the tables hold now: read before letting go
@@ -205,17 +204,18 @@ def refuse_a_dataset_of_the_arrow_path(pipeline: dlt.Pipeline) -> None:
 
 @contextmanager
 def hold_destination(
-    pipeline: dlt.Pipeline, what: str, log: Any = None, wait_seconds: float | None = None
+    pipeline: dlt.Pipeline, config: Config, what: str, log: Any = None
 ) -> Iterator[Any]:
     """The destination's lock and an open SQL client, for one load or one check.
 
     On DuckDB the client's connection keeps the file open for the whole block: dlt's own
     connections in this process share it, so no reader can slip in between two of them.
     """
-    with destination_lock(pipeline, log):
+    with destination_lock(pipeline, config, log):
         client = pipeline.sql_client()
         if pipeline.destination.destination_name == "duckdb":
-            retry_while_held(client.open_connection, duckdb_file(), what, log, wait_seconds)
+            wait = config.destination_wait_seconds
+            retry_while_held(client.open_connection, config.duckdb_file, what, wait, log)
         else:
             client.open_connection()
         try:

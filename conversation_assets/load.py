@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from conversation_assets.config import Config, destination_wait_seconds
+from conversation_assets.config import Config
 from conversation_assets.destination import extract_then_load
 from conversation_assets.dixa import RequestStats, source_for_window
 from conversation_assets.dixa.windows import Window, to_ms
@@ -21,16 +21,13 @@ from conversation_assets.pipeline import LoadSummary, make_pipeline
 
 
 def load_window(
-    settings: Config, window: Window, workdir: Path, logger: Any = None
+    config: Config, window: Window, workdir: Path, logger: Any = None
 ) -> tuple[LoadSummary, RequestStats]:
     """Extract, normalize and load ``window``; ``workdir`` is the run's dlt working folder."""
-    wait_seconds = destination_wait_seconds()  # validated before any request
     stats = RequestStats()
-    source = source_for_window(settings, window, stats=stats, logger=logger)
-    pipeline = make_pipeline(pipelines_dir=workdir)
-    _, summary = extract_then_load(
-        pipeline, source, logger, wait_seconds, settings.extract_format == "json"
-    )
+    source = source_for_window(config, window, stats=stats, logger=logger)
+    pipeline = make_pipeline(config, workdir)
+    _, summary = extract_then_load(pipeline, source, config, logger)
     return summary, stats
 
 
@@ -41,11 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         "--end", type=date.fromisoformat, required=True, help="YYYY-MM-DD, not included"
     )
     args = parser.parse_args(argv)
-    settings = Config.from_env()
+    config = Config.from_env()
     window = Window(to_ms(args.start), to_ms(args.end))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dixa-dlt-") as workdir:
-        summary, stats = load_window(settings, window, Path(workdir))
+        summary, stats = load_window(config, window, Path(workdir))
     seconds = time.monotonic() - started
     print(
         f"window {window}: {summary.conversations} conversations, {stats.requests} requests, "

@@ -1,14 +1,13 @@
 """The dlt pipeline: destination, dataset, working folder and the writer settings that matter.
 
-The destination is DuckDB unless ``DESTINATION`` says otherwise (``postgres``); credentials come
-through dlt's own variables (``DESTINATION__DUCKDB__CREDENTIALS``,
-``DESTINATION__POSTGRES__CREDENTIALS``) or ``.dlt/secrets.toml``.
+The destination is ``Config.destination`` (DuckDB unless ``DESTINATION`` says ``postgres``);
+Postgres credentials come through dlt's own ``DESTINATION__POSTGRES__CREDENTIALS`` or
+``.dlt/secrets.toml``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,46 +17,26 @@ from dlt.common.destination import Destination
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from conversation_assets.config import ConfigError
+from conversation_assets.config import Config
 
 PIPELINE_NAME = "dixa_conversation_export"
 DATASET_NAME = "dixa"
-DEFAULT_DUCKDB_FILE = Path("data") / "conversations.duckdb"
-SUPPORTED_DESTINATIONS = ("duckdb", "postgres")
 # Parquet end to end: never dlt's insert_values for DuckDB (many times slower, huge memory).
 LOADER_FILE_FORMAT = "parquet"
 # DuckDB would take up to 80% of the machine's memory for a merge; capped, it spills to disk.
 DUCKDB_CONFIG = {"memory_limit": "128MB", "preserve_insertion_order": False}
 
 
-def destination_name(environ: Mapping[str, str] | None = None) -> str:
-    """``DESTINATION``: ``duckdb`` (the default) or ``postgres``."""
-    env = os.environ if environ is None else environ
-    name = (env.get("DESTINATION") or "duckdb").strip().lower()
-    if name not in SUPPORTED_DESTINATIONS:
-        raise ConfigError(
-            f"DESTINATION must be one of {', '.join(SUPPORTED_DESTINATIONS)}, got {name!r}."
-        )
-    return name
-
-
-def duckdb_file(environ: Mapping[str, str] | None = None) -> Path:
-    """The DuckDB file: ``DESTINATION__DUCKDB__CREDENTIALS`` or ``data/conversations.duckdb``."""
-    env = os.environ if environ is None else environ
-    return Path(env.get("DESTINATION__DUCKDB__CREDENTIALS") or DEFAULT_DUCKDB_FILE)
-
-
-def make_destination(name: str | None = None, staging_suffix: str = "") -> Destination[Any, Any]:
-    """A dlt destination object for ``name`` (default: from ``DESTINATION``).
+def make_destination(config: Config, staging_suffix: str = "") -> Destination[Any, Any]:
+    """The dlt destination of ``config``.
 
     ``staging_suffix`` gives a load its own staging schema (``dixa_staging_<suffix>``): dlt
     empties the staging tables at the start of each load, so two loads running at once into one
     staging schema would lose each other's rows.
     """
-    name = name or destination_name()
     layout = staging_layout(staging_suffix)
-    if name == "duckdb":
-        path = duckdb_file()
+    if config.destination == "duckdb":
+        path = config.duckdb_file
         path.parent.mkdir(parents=True, exist_ok=True)
         config = {**DUCKDB_CONFIG, "threads": duckdb_threads()}
         credentials = DuckDbCredentials(str(path), global_config=config)
@@ -86,19 +65,16 @@ def safe_identifier(text: str) -> str:
 
 
 def make_pipeline(
-    pipelines_dir: str | Path | None = None,
-    destination: Destination[Any, Any] | None = None,
-    staging_suffix: str = "",
+    config: Config, pipelines_dir: str | Path, staging_suffix: str = ""
 ) -> dlt.Pipeline:
     """The project's pipeline; ``pipelines_dir`` gives a run its own dlt working folder."""
-    pipeline = dlt.pipeline(
+    return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        pipelines_dir=None if pipelines_dir is None else str(pipelines_dir),
-        destination=destination or make_destination(staging_suffix=staging_suffix),
+        pipelines_dir=str(pipelines_dir),
+        destination=make_destination(config, staging_suffix),
         dataset_name=DATASET_NAME,
-        progress="log" if os.environ.get("DIXA_PROGRESS") == "log" else None,
+        progress="log" if config.progress == "log" else None,
     )
-    return pipeline
 
 
 @dataclass

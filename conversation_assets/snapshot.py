@@ -16,13 +16,13 @@ import shutil
 import sys
 from pathlib import Path
 
+from conversation_assets.config import Config
 from conversation_assets.destination import duckdb_file_lock
-from conversation_assets.pipeline import duckdb_file
 
 
 def snapshot(target: Path, source: Path | None = None) -> Path:
     """Copy the DuckDB file (and its WAL, if any) to ``target`` between two loads."""
-    source = source or duckdb_file()
+    source = source or Config.from_env(require_token=False).duckdb_file
     if not source.is_file():
         raise SystemExit(
             f"No DuckDB file at {source}: nothing loaded yet "
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         help="where the copy goes (default: data/snapshot.duckdb)",
     )
     args = parser.parse_args(argv)
-    print(f"copied {duckdb_file()} to {snapshot(args.target)}")
+    source = Config.from_env(require_token=False).duckdb_file
+    print(f"copied {source} to {snapshot(args.target, source)}")
     return 0
 
 

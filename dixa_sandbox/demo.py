@@ -85,23 +85,27 @@ def set_pool_limit() -> None:
     """
     from dagster import DagsterInstance
 
+    from conversation_assets.config import Config
     from conversation_assets.defs.assets import pool_name
-    from conversation_assets.pipeline import destination_name
 
+    destination = Config.from_env(require_token=False).destination
     with DagsterInstance.get() as instance:
-        limit = 1 if destination_name() == "duckdb" else 3
-        instance.event_log_storage.set_concurrency_slots(pool_name(destination_name()), limit)
+        limit = 1 if destination == "duckdb" else 3
+        instance.event_log_storage.set_concurrency_slots(pool_name(destination), limit)
 
 
 def run_partitions(months: int) -> int:
     """Materialize the last ``months`` partitions (with their checks), one run each."""
     from dagster import DagsterInstance
 
-    from conversation_assets.definitions import defs
-    from conversation_assets.defs.assets import ASSET_KEY, PARTITIONS
+    from conversation_assets.config import Config
+    from conversation_assets.definitions import build_definitions
+    from conversation_assets.defs.assets import ASSET_KEY
+    from conversation_assets.defs.partitions import monthly_partitions
 
-    job = defs.resolve_job_def("dixa_conversation_export_job")
-    keys = PARTITIONS.get_partition_keys()[-months:]
+    config = Config.from_env(require_token=False)
+    job = build_definitions(config).resolve_job_def("dixa_conversation_export_job")
+    keys = monthly_partitions(config.start_date).get_partition_keys()[-months:]
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     rows: list[tuple[str, Any, Any, float, str]] = []
     with DagsterInstance.get() as instance:

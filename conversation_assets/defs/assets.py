@@ -1,7 +1,6 @@
 """The partitioned Dagster asset over the Dixa source: one monthly partition per run."""
 
 import atexit
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import dlt
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
     FreshnessPolicy,
@@ -24,12 +24,8 @@ from dagster import (
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from conversation_assets.config import destination_wait_seconds, parse_hours
-from conversation_assets.defs.partitions import (
-    configured_start_date,
-    monthly_partitions,
-    partition_window,
-)
+from conversation_assets.config import Config
+from conversation_assets.defs.partitions import monthly_partitions, partition_window
 from conversation_assets.defs.resources import DixaResource
 from conversation_assets.destination import extract_then_load
 from conversation_assets.dixa import RequestStats, dixa_source, source_for_window
@@ -41,14 +37,10 @@ from conversation_assets.dixa.schema import (
     TABLE_NAME,
 )
 from conversation_assets.dixa.windows import format_ms
-from conversation_assets.pipeline import destination_name, make_pipeline
+from conversation_assets.pipeline import make_pipeline
 
 ASSET_KEY = AssetKey(["dixa", TABLE_NAME])
 GROUP_NAME = "dixa"
-RUNS_DIR_VARIABLE = "DIXA_DLT_RUNS_DIR"
-DEFAULT_RUNS_DIR = Path("data") / "dlt_runs"
-FRESHNESS_FAIL_HOURS = parse_hours("DIXA_FRESHNESS_FAIL_HOURS", 30.0)
-FRESHNESS_WARN_HOURS = parse_hours("DIXA_FRESHNESS_WARN_HOURS", 26.0)
 
 
 def pool_name(destination: str) -> str:
@@ -58,6 +50,10 @@ def pool_name(destination: str) -> str:
 
 class DixaTranslator(DagsterDltTranslator):
     """Names the asset ``dixa/conversation_export`` and describes it; no upstream asset."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
         default = super().get_asset_spec(data)
@@ -70,13 +66,13 @@ class DixaTranslator(DagsterDltTranslator):
                 "`id`, newest `updated_at` wins). Arrays load into child tables "
                 "`conversation_export__<field>`. Partition = calendar month of `updated_at`."
             ),
-            kinds={"dlt", destination_name()},
+            kinds={"dlt", self.config.destination},
             owners=["team:data-engineering"],
             tags={"source": "dixa"},
             metadata={**default.metadata, "dagster/column_schema": column_schema()},
             freshness_policy=FreshnessPolicy.time_window(
-                fail_window=timedelta(hours=FRESHNESS_FAIL_HOURS),
-                warn_window=timedelta(hours=FRESHNESS_WARN_HOURS),
+                fail_window=timedelta(hours=self.config.freshness_fail_hours),
+                warn_window=timedelta(hours=self.config.freshness_warn_hours),
             ),
         )
 
@@ -92,15 +88,7 @@ def column_schema() -> TableSchema:
     return TableSchema(columns=columns)
 
 
-PARTITIONS = monthly_partitions(configured_start_date())
-
-
-def runs_dir() -> Path:
-    """Where each run gets its own dlt working folder (``DIXA_DLT_RUNS_DIR``)."""
-    return Path(os.environ.get(RUNS_DIR_VARIABLE) or DEFAULT_RUNS_DIR)
-
-
-def definitions_pipeline() -> dlt.Pipeline:
+def definitions_pipeline(config: Config) -> dlt.Pipeline:
     """The pipeline dagster-dlt reads the destination from when the definitions load; it never runs.
 
     Its working folder is private to this process and removed at exit: not dlt's default in the
@@ -109,48 +97,56 @@ def definitions_pipeline() -> dlt.Pipeline:
     """
     folder = tempfile.mkdtemp(prefix="dixa-definitions-")
     atexit.register(shutil.rmtree, folder, True)
-    return make_pipeline(pipelines_dir=Path(folder))
+    return make_pipeline(config, folder)
 
 
-@dlt_assets(
-    dlt_source=dixa_source(api_token="definition-time-placeholder"),
-    dlt_pipeline=definitions_pipeline(),
-    name="dixa_conversation_export",
-    dagster_dlt_translator=DixaTranslator(),
-    partitions_def=PARTITIONS,
-    # One run per partition: each partition gets its own window, metadata and retry.
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=1),
-    pool=pool_name(destination_name()),
-)
-def dixa_conversation_export(
-    context: AssetExecutionContext, dlt: DagsterDltResource, dixa: DixaResource
-) -> Iterator[MaterializeResult]:
-    """Load the partition's month of conversations with dlt and record what was loaded."""
-    settings = dixa.settings()
-    wait_seconds = destination_wait_seconds()  # validated before any request
-    window = partition_window(context.partition_time_window, settings.start_date)
+def build_conversation_asset(config: Config) -> AssetsDefinition:
+    """The partitioned asset, as ``config`` (read when the definitions load) describes it."""
+
+    @dlt_assets(
+        dlt_source=dixa_source(api_token="definition-time-placeholder"),
+        dlt_pipeline=definitions_pipeline(config),
+        name="dixa_conversation_export",
+        dagster_dlt_translator=DixaTranslator(config),
+        partitions_def=monthly_partitions(config.start_date),
+        # One run per partition: each partition gets its own window, metadata and retry.
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=1),
+        pool=pool_name(config.destination),
+    )
+    def dixa_conversation_export(
+        context: AssetExecutionContext, dlt: DagsterDltResource, dixa: DixaResource
+    ) -> Iterator[MaterializeResult]:
+        """Load the partition's month of conversations with dlt and record what was loaded."""
+        yield load_partition(context, dlt, dixa.config())
+
+    return dixa_conversation_export
+
+
+def load_partition(
+    context: AssetExecutionContext, dlt: DagsterDltResource, config: Config
+) -> MaterializeResult:
+    """Extract, normalize and load the partition's window; metadata of what it loaded."""
+    window = partition_window(context.partition_time_window, config.start_date)
     stats = RequestStats()
-    source = source_for_window(settings, window, stats=stats, logger=context.log)
-    remove_abandoned_run_dirs(context)
-    run_dir = runs_dir() / context.run.run_id
-    pipeline = make_pipeline(pipelines_dir=run_dir, staging_suffix=context.partition_key)
+    source = source_for_window(config, window, stats=stats, logger=context.log)
+    remove_abandoned_run_dirs(context, config.runs_dir)
+    run_dir = config.runs_dir / context.run.run_id
+    pipeline = make_pipeline(config, run_dir, staging_suffix=context.partition_key)
     context.log.info(f"Loading partition {context.partition_key}: updated_at in {window}")
     # Download, parse and normalize in parallel with other partitions; only the load waits
     # for the destination (dagster-dlt's run() would hold it from dlt's first state sync on).
-    load_info, summary = extract_then_load(
-        pipeline, source, context.log, wait_seconds, settings.extract_format == "json"
-    )
+    load_info, summary = extract_then_load(pipeline, source, config, context.log)
     metadata = dlt.extract_resource_metadata(
         context, source.resources[TABLE_NAME], load_info, pipeline
     )
-    yield MaterializeResult(
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return MaterializeResult(
         asset_key=ASSET_KEY,
         metadata={
             **metadata,
             **partition_metadata(window.start_ms, window.end_ms, stats, summary),
         },
     )
-    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def partition_metadata(
@@ -177,15 +173,15 @@ def partition_metadata(
     }
 
 
-def remove_abandoned_run_dirs(context: AssetExecutionContext) -> None:
+def remove_abandoned_run_dirs(context: AssetExecutionContext, runs_dir: Path) -> None:
     """Delete the dlt folders of finished runs (a killed run leaves its folder behind).
 
     Their pending packages are never loaded: the partition's next run extracts the window again
     and the merge keeps one row per conversation.
     """
-    if not runs_dir().is_dir():
+    if not runs_dir.is_dir():
         return
-    for folder in runs_dir().iterdir():
+    for folder in runs_dir.iterdir():
         run = context.instance.get_run_by_id(folder.name.split("-checks-")[0])
         if run is not None and run.is_finished and run.run_id != context.run.run_id:
             context.log.info(f"Removing the dlt folder of finished run {run.run_id}")

@@ -1,12 +1,9 @@
 """What keeps the asset current: a daily schedule, and a freshness sensor that catches up.
 
-Defaults (all overridable by environment variables, read when the definitions load):
-
-- ``DIXA_SCHEDULE_CRON`` (``0 1 * * *``, UTC): when the daily run starts.
-- ``DIXA_FRESHNESS_SENSOR`` (``on``): whether the freshness sensor starts running (``off``:
-  stopped until someone starts it in the UI).
-- ``DIXA_LATE_UPDATE_DAYS`` (``3``): during the first N days of a month the schedule also
-  re-loads the previous month, for conversations updated late in it.
+Settings (see :class:`~conversation_assets.config.Config`, read when the definitions load):
+``DIXA_SCHEDULE_CRON`` (when the daily run starts, UTC), ``DIXA_LATE_UPDATE_DAYS`` (during the
+first N days of a month the schedule also re-loads the previous month, for conversations updated
+late in it), ``DIXA_FRESHNESS_SENSOR`` (``off``: stopped until someone starts it in the UI).
 
 The freshness sensor (every 15 minutes, on by default) requests a catch-up run of a partition the
 schedule should have loaded but that has had no successful materialization for
@@ -18,18 +15,22 @@ so ``build_time_partition_freshness_checks`` reported on the latest month whenev
 was loaded. The ``FreshnessPolicy`` on the asset is evaluated by the daemon, outside runs.
 """
 
-import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from dagster import (
+    AssetChecksDefinition,
     AssetRecordsFilter,
     AssetSelection,
     DagsterInstance,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    PartitionsDefinition,
     RunRequest,
+    ScheduleDefinition,
     ScheduleEvaluationContext,
+    SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
     define_asset_job,
@@ -37,28 +38,29 @@ from dagster import (
     sensor,
 )
 
-from conversation_assets.config import parse_choice, parse_int
-from conversation_assets.defs.assets import ASSET_KEY, FRESHNESS_FAIL_HOURS, PARTITIONS
-from conversation_assets.defs.checks import DATA_QUALITY_CHECKS
+from conversation_assets.config import Config
+from conversation_assets.defs.assets import ASSET_KEY
+from conversation_assets.defs.partitions import monthly_partitions
 
-SCHEDULE_CRON = os.environ.get("DIXA_SCHEDULE_CRON", "0 1 * * *")
-FRESHNESS_SENSOR = parse_choice(
-    "DIXA_FRESHNESS_SENSOR", os.environ.get("DIXA_FRESHNESS_SENSOR"), ("on", "off")
-)
-LATE_UPDATE_DAYS = parse_int(
-    "DIXA_LATE_UPDATE_DAYS", os.environ.get("DIXA_LATE_UPDATE_DAYS"), 3, 0, 27
-)
-
-conversation_export_job = define_asset_job(
-    name="dixa_conversation_export_job",
-    # The asset and its data-quality checks (partitioned like the asset: each run checks the
-    # partition it loaded); the partitions come from the asset.
-    selection=AssetSelection.assets(ASSET_KEY).without_checks()
-    | AssetSelection.checks(*DATA_QUALITY_CHECKS),
-)
+JOB_NAME = "dixa_conversation_export_job"
 
 
-def partitions_due(moment: datetime, late_update_days: int = LATE_UPDATE_DAYS) -> list[str]:
+def build_job(checks: Sequence[AssetChecksDefinition]) -> Any:
+    """The job the schedule and the sensor run: the asset and its data-quality checks
+    (partitioned like the asset, so each run checks the partition it loaded).
+
+    Typed ``Any``: Dagster does not export the class of an unresolved asset job.
+    """
+    return define_asset_job(
+        name=JOB_NAME,
+        selection=AssetSelection.assets(ASSET_KEY).without_checks()
+        | AssetSelection.checks(*checks),
+    )
+
+
+def partitions_due(
+    moment: datetime, late_update_days: int, partitions: PartitionsDefinition
+) -> list[str]:
     """Partition keys a tick at ``moment`` loads: this month, and last month early in a month."""
     current = moment.strftime("%Y-%m-01")
     keys = [current]
@@ -66,21 +68,27 @@ def partitions_due(moment: datetime, late_update_days: int = LATE_UPDATE_DAYS) -
         previous_month = moment.replace(day=1).month - 1 or 12
         previous_year = moment.year - (1 if previous_month == 12 else 0)
         keys.insert(0, f"{previous_year:04d}-{previous_month:02d}-01")
-    valid = set(PARTITIONS.get_partition_keys(current_time=moment))
+    valid = set(partitions.get_partition_keys(current_time=moment))
     return [key for key in keys if key in valid]
 
 
-@schedule(
-    job=conversation_export_job,
-    cron_schedule=SCHEDULE_CRON,
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-)
-def daily_conversation_export(context: ScheduleEvaluationContext) -> Iterator[RunRequest]:
-    """Keep the current month (and, early in a month, the previous one) up to date."""
-    moment = context.scheduled_execution_time
-    for key in partitions_due(moment):
-        yield RunRequest(run_key=f"{key}@{moment:%Y-%m-%d}", partition_key=key)
+def build_schedule(config: Config) -> ScheduleDefinition:
+    """The daily schedule at ``DIXA_SCHEDULE_CRON``."""
+    partitions = monthly_partitions(config.start_date)
+
+    @schedule(
+        job_name=JOB_NAME,
+        cron_schedule=config.schedule_cron,
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+    )
+    def daily_conversation_export(context: ScheduleEvaluationContext) -> Iterator[RunRequest]:
+        """Keep the current month (and, early in a month, the previous one) up to date."""
+        moment = context.scheduled_execution_time
+        for key in partitions_due(moment, config.late_update_days, partitions):
+            yield RunRequest(run_key=f"{key}@{moment:%Y-%m-%d}", partition_key=key)
+
+    return daily_conversation_export
 
 
 def last_materialized(instance: DagsterInstance, partition_key: str) -> datetime | None:
@@ -92,41 +100,54 @@ def last_materialized(instance: DagsterInstance, partition_key: str) -> datetime
 
 
 def stale_partitions(
-    instance: DagsterInstance,
-    now: datetime,
-    max_age: timedelta = timedelta(hours=FRESHNESS_FAIL_HOURS),
+    instance: DagsterInstance, now: datetime, max_age: timedelta, due: Sequence[str]
 ) -> list[str]:
-    """Partitions the schedule keeps current whose last materialization is older than max_age."""
+    """Partitions of ``due`` whose last materialization is older than max_age."""
     stale = []
-    for key in partitions_due(now):
+    for key in due:
         loaded = last_materialized(instance, key)
         if loaded is None or now - loaded > max_age:
             stale.append(key)
     return stale
 
 
-@sensor(
-    job=conversation_export_job,
-    minimum_interval_seconds=15 * 60,
-    default_status=(
-        DefaultSensorStatus.RUNNING if FRESHNESS_SENSOR == "on" else DefaultSensorStatus.STOPPED
-    ),
-)
-def dixa_freshness_sensor(context: SensorEvaluationContext) -> Iterator[RunRequest | SkipReason]:
-    """Catch up on a month the schedule keeps current but that has not loaded in time."""
-    if not os.environ.get("DIXA_API_TOKEN"):
-        yield SkipReason("DIXA_API_TOKEN is not set here: a catch-up run could not authenticate")
-        return
-    now = datetime.now(tz=UTC)
-    stale = stale_partitions(context.instance, now)
-    if not stale:
-        yield SkipReason(
-            f"every partition due was materialized in the last {FRESHNESS_FAIL_HOURS:g} h"
-        )
-    for key in stale:
-        context.log.info(f"Partition {key} is not fresh: requesting a catch-up run")
-        yield RunRequest(
-            run_key=f"freshness:{key}@{now:%Y-%m-%d}",
-            partition_key=key,
-            tags={"dixa/trigger": "freshness_sensor"},
-        )
+def build_freshness_sensor(config: Config) -> SensorDefinition:
+    """The freshness sensor (see the module's docstring)."""
+    partitions = monthly_partitions(config.start_date)
+    max_age = timedelta(hours=config.freshness_fail_hours)
+
+    @sensor(
+        job_name=JOB_NAME,
+        minimum_interval_seconds=15 * 60,
+        default_status=(
+            DefaultSensorStatus.RUNNING
+            if config.freshness_sensor == "on"
+            else DefaultSensorStatus.STOPPED
+        ),
+    )
+    def dixa_freshness_sensor(
+        context: SensorEvaluationContext,
+    ) -> Iterator[RunRequest | SkipReason]:
+        """Catch up on a month the schedule keeps current but that has not loaded in time."""
+        if not config.api_token:
+            yield SkipReason(
+                "DIXA_API_TOKEN is not set here: a catch-up run could not authenticate"
+            )
+            return
+        now = datetime.now(tz=UTC)
+        due = partitions_due(now, config.late_update_days, partitions)
+        stale = stale_partitions(context.instance, now, max_age, due)
+        if not stale:
+            yield SkipReason(
+                f"every partition due was materialized in the last "
+                f"{config.freshness_fail_hours:g} h"
+            )
+        for key in stale:
+            context.log.info(f"Partition {key} is not fresh: requesting a catch-up run")
+            yield RunRequest(
+                run_key=f"freshness:{key}@{now:%Y-%m-%d}",
+                partition_key=key,
+                tags={"dixa/trigger": "freshness_sensor"},
+            )
+
+    return dixa_freshness_sensor

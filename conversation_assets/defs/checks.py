@@ -1,6 +1,8 @@
 """Data-quality checks that run after each partition's materialization (blocking).
 
 They query the destination through dlt's SQL client, so they work on DuckDB and Postgres alike.
+Each check is a plain function of the check's context and the run's :class:`Config`;
+:func:`build_checks` makes them Dagster asset checks, partitioned like the asset.
 """
 
 import tempfile
@@ -14,45 +16,53 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetKey,
     AssetRecordsFilter,
+    PartitionsDefinition,
     PreviewWarning,
     asset_check,
 )
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from conversation_assets.defs.assets import ASSET_KEY, PARTITIONS, runs_dir
-from conversation_assets.defs.partitions import configured_start_date, partition_window
+from conversation_assets.config import Config
+from conversation_assets.defs.assets import ASSET_KEY
+from conversation_assets.defs.partitions import monthly_partitions, window_of_key
+from conversation_assets.defs.resources import DixaResource
 from conversation_assets.destination import hold_destination
 from conversation_assets.dixa.schema import TABLE_NAME
 from conversation_assets.pipeline import make_pipeline
 
 
 @contextmanager
-def dataset_client(context: AssetCheckExecutionContext) -> Iterator[Any]:
+def dataset_client(context: AssetCheckExecutionContext, config: Config) -> Iterator[Any]:
     """dlt's SQL client on the dataset, holding the destination (see ``hold_destination``).
 
     A dlt working folder of its own (removed afterwards), and the destination's turn: another
     run may be loading the same DuckDB file, or a reader holding it (a bounded, logged wait).
     """
-    runs_dir().mkdir(parents=True, exist_ok=True)
+    config.runs_dir.mkdir(parents=True, exist_ok=True)
     prefix = f"{context.run.run_id}-checks-"
-    with tempfile.TemporaryDirectory(dir=runs_dir(), prefix=prefix) as workdir:
-        pipeline = make_pipeline(pipelines_dir=workdir)
+    with tempfile.TemporaryDirectory(dir=config.runs_dir, prefix=prefix) as workdir:
+        pipeline = make_pipeline(config, workdir)
         with hold_destination(
-            pipeline, f"to run check {context.op_def.name}", context.log
+            pipeline, config, f"to run check {context.op_def.name}", context.log
         ) as client:
             yield client
 
 
 def query_one(
-    context: AssetCheckExecutionContext, sql: str, *params: Any, if_no_table: tuple[Any, ...]
+    context: AssetCheckExecutionContext,
+    config: Config,
+    sql: str,
+    *params: Any,
+    if_no_table: tuple[Any, ...],
 ) -> tuple[Any, ...]:
     """One row of a query against the dataset; ``{table}`` is the qualified root table.
 
     ``if_no_table`` is the answer while the root table does not exist yet: a first load of a
     window without conversations creates no table.
     """
-    with dataset_client(context) as client:
+    with dataset_client(context, config) as client:
         table = client.make_qualified_table_name(TABLE_NAME)
         try:
             rows = client.execute_sql(sql.format(table=table), *params)
@@ -61,14 +71,16 @@ def query_one(
     return tuple(rows[0]) if rows else ()
 
 
-def count_per_child_table(context: AssetCheckExecutionContext, sql: str, *params: Any) -> dict:
+def count_per_child_table(
+    context: AssetCheckExecutionContext, config: Config, sql: str, *params: Any
+) -> dict:
     """``sql`` (one count) run for every child table; ``{child}`` and ``{root}`` are qualified.
 
     Child tables are found in the destination itself (``conversation_export__*``), so tables
     that appeared with new array fields are checked too.
     """
     counts: dict[str, int] = {}
-    with dataset_client(context) as client:
+    with dataset_client(context, config) as client:
         tables = client.execute_sql(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
             client.dataset_name,
@@ -94,40 +106,57 @@ def latest_partition_metadata(context: AssetCheckExecutionContext) -> dict[str, 
     return {key: value.value for key, value in (materialization.metadata or {}).items()}
 
 
+CheckBody = Callable[[AssetCheckExecutionContext, Config], AssetCheckResult]
+
+
 def partitioned_check(
-    function: Callable[[AssetCheckExecutionContext], AssetCheckResult],
+    body: CheckBody, asset_key: AssetKey, partitions: PartitionsDefinition
 ) -> AssetChecksDefinition:
     """A blocking check of the asset, partitioned like it: a run checks the partition it loaded.
 
-    Partitioned asset checks are a preview feature of Dagster 1.13, which says so with a
-    ``PreviewWarning`` on every definition; the project relies on them knowingly, so that one
-    warning is ignored here, for these definitions only.
+    The check reads the run's configuration from the ``dixa`` resource (its destination,
+    folders and waits), as the asset does. Partitioned asset checks are a preview feature of
+    Dagster 1.13, which says so with a ``PreviewWarning`` on every definition; the project relies
+    on them knowingly, so that one warning is ignored here, for these definitions only.
     """
+
+    def check(context: AssetCheckExecutionContext, dixa: DixaResource) -> AssetCheckResult:
+        return body(context, dixa.config(require_token=False))
+
+    check.__name__ = body.__name__
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore",
             message=r"Specifying a partitions_def on an AssetCheckSpec",
             category=PreviewWarning,
         )
-        return asset_check(asset=ASSET_KEY, partitions_def=PARTITIONS, blocking=True)(function)
+        return asset_check(
+            asset=asset_key,
+            name=body.__name__,
+            description=body.__doc__,
+            partitions_def=partitions,
+            blocking=True,
+        )(check)
 
 
-@partitioned_check
-def no_duplicate_ids(context: AssetCheckExecutionContext) -> AssetCheckResult:
+def no_duplicate_ids(context: AssetCheckExecutionContext, config: Config) -> AssetCheckResult:
     """Exactly one row per conversation ``id`` in the whole table."""
     (duplicates,) = query_one(
         context,
+        config,
         "SELECT COUNT(*) FROM (SELECT id FROM {table} GROUP BY id HAVING COUNT(*) > 1) d",
         if_no_table=(0,),
     )
     return AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_ids": int(duplicates)})
 
 
-@partitioned_check
-def no_null_id_or_updated_at(context: AssetCheckExecutionContext) -> AssetCheckResult:
+def no_null_id_or_updated_at(
+    context: AssetCheckExecutionContext, config: Config
+) -> AssetCheckResult:
     """Every row has an ``id`` and an ``updated_at``."""
     (null_ids, null_updated) = query_one(
         context,
+        config,
         "SELECT COUNT(*) FILTER (WHERE id IS NULL), "
         "COUNT(*) FILTER (WHERE updated_at IS NULL) FROM {table}",
         if_no_table=(0, 0),
@@ -138,8 +167,9 @@ def no_null_id_or_updated_at(context: AssetCheckExecutionContext) -> AssetCheckR
     )
 
 
-@partitioned_check
-def loaded_rows_inside_partition_window(context: AssetCheckExecutionContext) -> AssetCheckResult:
+def loaded_rows_inside_partition_window(
+    context: AssetCheckExecutionContext, config: Config
+) -> AssetCheckResult:
     """Every row the partition's latest load wrote has ``updated_at`` inside its window."""
     metadata = latest_partition_metadata(context)
     load_id = metadata.get("dlt_load_id")
@@ -152,6 +182,7 @@ def loaded_rows_inside_partition_window(context: AssetCheckExecutionContext) -> 
     start_ms, end_ms = metadata["window_start_ms"], metadata["window_end_ms"]
     (loaded, outside) = query_one(
         context,
+        config,
         "SELECT COUNT(*), COUNT(*) FILTER (WHERE updated_at < %s OR updated_at >= %s) "
         "FROM {table} WHERE _dlt_load_id = %s",
         start_ms,
@@ -169,17 +200,19 @@ def loaded_rows_inside_partition_window(context: AssetCheckExecutionContext) -> 
     )
 
 
-@partitioned_check
-def no_duplicate_child_rows(context: AssetCheckExecutionContext) -> AssetCheckResult:
+def no_duplicate_child_rows(
+    context: AssetCheckExecutionContext, config: Config
+) -> AssetCheckResult:
     """Each array item of the partition's conversations is stored once in its child table.
 
     A conversation exported twice must keep the child rows of one version only: two rows with
     the same parent row and list position mean two versions' items were both kept.
     """
-    time_window = PARTITIONS.time_window_for_partition_key(context.partition_key)
-    window = partition_window(time_window, configured_start_date())
+    partitions = monthly_partitions(config.start_date)
+    window = window_of_key(partitions, context.partition_key, config.start_date)
     duplicates = count_per_child_table(
         context,
+        config,
         "SELECT COUNT(*) FROM (SELECT c._dlt_parent_id, c._dlt_list_idx FROM {child} c "
         "JOIN {root} r ON c._dlt_root_id = r._dlt_id "
         "WHERE r.updated_at >= %s AND r.updated_at < %s "
@@ -193,14 +226,14 @@ def no_duplicate_child_rows(context: AssetCheckExecutionContext) -> AssetCheckRe
     )
 
 
-@partitioned_check
-def no_orphan_child_rows(context: AssetCheckExecutionContext) -> AssetCheckResult:
+def no_orphan_child_rows(context: AssetCheckExecutionContext, config: Config) -> AssetCheckResult:
     """Every child row belongs to a conversation in the root table.
 
     An orphan has no root row, so no partition of its own: the whole dataset is counted.
     """
     orphans = count_per_child_table(
         context,
+        config,
         "SELECT COUNT(*) FROM {child} c "
         "WHERE NOT EXISTS (SELECT 1 FROM {root} r WHERE r._dlt_id = c._dlt_root_id)",
     )
@@ -209,10 +242,17 @@ def no_orphan_child_rows(context: AssetCheckExecutionContext) -> AssetCheckResul
     )
 
 
-DATA_QUALITY_CHECKS: Sequence[AssetChecksDefinition] = (
+#: The checks every partition's run runs after its load, in this order.
+DATA_QUALITY_CHECKS: Sequence[CheckBody] = (
     no_duplicate_ids,
     no_null_id_or_updated_at,
     loaded_rows_inside_partition_window,
     no_duplicate_child_rows,
     no_orphan_child_rows,
 )
+
+
+def build_checks(config: Config) -> list[AssetChecksDefinition]:
+    """The data-quality checks as Dagster asset checks on the asset's partitions."""
+    partitions = monthly_partitions(config.start_date)
+    return [partitioned_check(body, ASSET_KEY, partitions) for body in DATA_QUALITY_CHECKS]

@@ -1,4 +1,4 @@
-"""Monthly partitions of ``updated_at``, and the request window of each partition.
+"""Monthly partitions of the cursor, and the request window of each partition.
 
 Dagster's time partitions follow a cron, so they cannot step by a fixed 31 days: a partition is one
 calendar month (28-31 days, within the API's 31-day cap). The first partition starts at
@@ -11,7 +11,6 @@ from datetime import date
 
 from dagster import MonthlyPartitionsDefinition, TimeWindow
 
-from conversation_assets.config import Config
 from conversation_assets.dixa.windows import Window, to_ms
 
 
@@ -23,11 +22,11 @@ def monthly_partitions(start_date: date) -> MonthlyPartitionsDefinition:
 
 
 def partition_window(time_window: TimeWindow, start_date: date) -> Window:
-    """The ``updated_at`` window of a partition: its month, starting no earlier than start_date."""
+    """The cursor window of a partition: its month, starting no earlier than start_date."""
     start = max(to_ms(time_window.start), to_ms(start_date))
     return Window(start, to_ms(time_window.end))
 
 
-def configured_start_date() -> date:
-    """``DIXA_START_DATE`` (validated; no token needed), read when definitions load."""
-    return Config.from_env(require_token=False).start_date
+def window_of_key(partitions: MonthlyPartitionsDefinition, key: str, start_date: date) -> Window:
+    """The cursor window of the partition ``key``."""
+    return partition_window(partitions.time_window_for_partition_key(key), start_date)

@@ -1,29 +1,18 @@
-"""The Dagster resource that holds the Dixa token and settings."""
-
-import os
+"""The Dagster resource that holds the Dixa token (and optional per-deployment overrides)."""
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from conversation_assets.config import Config
 
-#: Resource field -> the environment variable it overrides.
-FIELD_VARIABLES = {
-    "api_token": "DIXA_API_TOKEN",
-    "base_url": "DIXA_BASE_URL",
-    "batch_size_days": "DIXA_BATCH_SIZE_DAYS",
-    "max_retries": "DIXA_MAX_RETRIES",
-    "retry_backoff_seconds": "DIXA_RETRY_BACKOFF_SECONDS",
-    "request_timeout_seconds": "DIXA_REQUEST_TIMEOUT_SECONDS",
-    "extract_format": "DIXA_EXTRACT_FORMAT",
-}
-
 
 class DixaResource(ConfigurableResource):
-    """Dixa exports API settings. Unset fields fall back to the DIXA_* variables, then defaults.
+    """The token, and optional overrides of the API settings of :class:`Config`.
 
-    Wire the token as ``EnvVar("DIXA_API_TOKEN")``: the UI then shows the variable's name,
-    never its value.
+    Each field has the name of a :class:`Config` field; unset fields fall back to the
+    environment, then to the defaults, so a setting has the same effect under Dagster as
+    without it. Wire the token as ``EnvVar("DIXA_API_TOKEN")``: the UI then shows the
+    variable's name, never its value.
     """
 
     api_token: str = Field(description="Dixa API token; wire it as EnvVar('DIXA_API_TOKEN').")
@@ -40,19 +29,12 @@ class DixaResource(ConfigurableResource):
         default=None, description="DIXA_EXTRACT_FORMAT: json (default) or arrow."
     )
 
-    def settings(self) -> Config:
-        """Validated settings: raises ConfigError naming the variable that is wrong.
-
-        The resource's fields override the environment, and the result is read by the same
-        :meth:`Config.from_env` as every other entry point, so each DIXA_* setting has
-        the same effect under Dagster as without it.
-        """
-        overrides = {
-            variable: str(value)
-            for name, variable in FIELD_VARIABLES.items()
-            if (value := getattr(self, name)) is not None
-        }
-        return Config.from_env({**os.environ, **overrides})
+    def config(self, require_token: bool = True) -> Config:
+        """The validated configuration: raises ConfigError naming the variable that is wrong."""
+        overrides = {name: getattr(self, name) for name in type(self).model_fields}
+        if not require_token:
+            overrides["api_token"] = overrides["api_token"] or None
+        return Config.from_env(require_token=require_token, **overrides)
 
 
 def dixa_resource_from_env() -> DixaResource:

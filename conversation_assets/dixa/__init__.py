@@ -15,15 +15,7 @@ import dlt
 import pyarrow.compute as pc
 from dlt.extract.source import DltSource
 
-from conversation_assets.config import (
-    DEFAULT_BASE_URL,
-    DEFAULT_BATCH_SIZE_DAYS,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_REQUEST_TIMEOUT_SECONDS,
-    DEFAULT_RETRY_BACKOFF_SECONDS,
-    DEFAULT_START_DATE,
-    Config,
-)
+from conversation_assets.config import Config
 from conversation_assets.dixa.download import DixaApiError, ExportClient, RequestStats
 from conversation_assets.dixa.endpoints import WRITE_DISPOSITION
 from conversation_assets.dixa.hints import nested_hints, table_hints
@@ -50,14 +42,14 @@ ROWS_PER_TABLE = 5_000
 @dlt.source(name="dixa", max_table_nesting=2)
 def dixa_source(
     api_token: str = dlt.secrets.value,
-    base_url: str = DEFAULT_BASE_URL,
-    start_date: str = DEFAULT_START_DATE,
+    base_url: str | None = None,
+    start_date: str | None = None,
     end: datetime | date | int | None = None,
-    batch_size_days: int = DEFAULT_BATCH_SIZE_DAYS,
-    max_retries: int = DEFAULT_MAX_RETRIES,
-    retry_backoff_seconds: float = DEFAULT_RETRY_BACKOFF_SECONDS,
-    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
-    extract_format: str = "json",
+    batch_size_days: int | None = None,
+    max_retries: int | None = None,
+    retry_backoff_seconds: float | None = None,
+    request_timeout_seconds: float | None = None,
+    extract_format: str | None = None,
     start: datetime | date | int | None = None,
     stats: RequestStats | None = None,
     logger: Any = None,
@@ -66,14 +58,15 @@ def dixa_source(
 
     Without ``start`` the range begins at ``start_date``, or where the last run stopped (dlt's
     incremental state on ``updated_at``). Without ``end`` it runs up to now. Settings are
-    validated before any request; ``stats`` (optional) collects the requests made.
+    validated before any request (None: the default of :class:`Config`); ``stats`` (optional)
+    collects the requests made.
 
     ``extract_format="json"`` (the default) hands plain records to dlt's normalizer, which
     makes the child tables nested tables of the root: dlt's merge replaces a conversation and its
     child rows in one transaction. ``"arrow"`` builds typed Arrow tables and flattens the arrays
     into child tables itself: faster, with the limits the README lists.
     """
-    settings = Config.from_values(
+    config = Config.from_values(
         api_token=api_token,
         base_url=base_url,
         start_date=start_date,
@@ -83,20 +76,20 @@ def dixa_source(
         request_timeout_seconds=request_timeout_seconds,
         extract_format=extract_format,
     )
-    client = ExportClient(settings, logger=logger)
+    client = ExportClient(config, logger=logger)
     if stats is not None:
         client.stats = stats
     updated_at = dlt.sources.incremental(
         CURSOR_FIELD,
-        initial_value=to_ms(start or settings.start_date),
+        initial_value=to_ms(start or config.start_date),
         end_value=None if end is None else to_ms(end),
         range_start="closed",
         range_end="open",
         on_cursor_value_missing="include",
     )
-    if settings.extract_format == "json":
-        return conversation_export(client, settings.batch_size_days, updated_at)
-    return conversation_pages(client, settings.batch_size_days, updated_at) | conversation_tables
+    if config.extract_format == "json":
+        return conversation_export(client, config.batch_size_days, updated_at)
+    return conversation_pages(client, config.batch_size_days, updated_at) | conversation_tables
 
 
 def windows_to_request(
@@ -190,18 +183,18 @@ def conversation_tables(table: Any) -> Iterator[Any]:
         yield dlt.mark.with_hints(part, hints[name], create_table_variant=True)
 
 
-def source_for_window(settings: Config, window: Window, **kwargs: Any) -> DltSource:
-    """The source restricted to one window, with validated settings."""
+def source_for_window(config: Config, window: Window, **kwargs: Any) -> DltSource:
+    """The source restricted to one window, with the settings of ``config``."""
     return dixa_source(
-        api_token=settings.api_token.reveal(),
-        base_url=settings.base_url,
-        start_date=settings.start_date.isoformat(),
+        api_token=config.api_token.reveal(),
+        base_url=config.base_url,
+        start_date=config.start_date.isoformat(),
         start=window.start_ms,
         end=window.end_ms,
-        batch_size_days=settings.batch_size_days,
-        max_retries=settings.max_retries,
-        retry_backoff_seconds=settings.retry_backoff_seconds,
-        request_timeout_seconds=settings.request_timeout_seconds,
-        extract_format=settings.extract_format,
+        batch_size_days=config.batch_size_days,
+        max_retries=config.max_retries,
+        retry_backoff_seconds=config.retry_backoff_seconds,
+        request_timeout_seconds=config.request_timeout_seconds,
+        extract_format=config.extract_format,
         **kwargs,
     )

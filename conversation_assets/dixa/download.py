@@ -91,13 +91,13 @@ def retry_after_seconds(state: RetryCallState) -> float | None:
 class ExportClient:
     """Fetches windows of conversations from ``/conversation_export``."""
 
-    def __init__(self, settings: Config, logger: Any = None) -> None:
-        self.settings = settings
-        self.url = settings.base_url + ENDPOINT_PATH
+    def __init__(self, config: Config, logger: Any = None) -> None:
+        self.config = config
+        self.url = config.base_url + ENDPOINT_PATH
         self.log = logger or log
         self.stats = RequestStats()
-        self.session = Session(timeout=settings.request_timeout_seconds, raise_for_status=False)
-        self.session.headers["Authorization"] = f"Bearer {settings.api_token.reveal()}"
+        self.session = Session(timeout=config.request_timeout_seconds, raise_for_status=False)
+        self.session.headers["Authorization"] = f"Bearer {config.api_token.reveal()}"
         self.session.headers["Accept"] = "application/json"
 
     def fetch(self, window: Window) -> Iterator[dict[str, Any]]:
@@ -171,8 +171,8 @@ class ExportClient:
             retry=retry_any(
                 retry_if_status(RETRY_STATUS_CODES), retry_if_exception_type(RETRY_EXCEPTIONS)
             ),
-            wait=WaitConstantOrRetryAfter(self.settings.retry_backoff_seconds),
-            stop=stop_after_attempts(self.settings.max_retries + 1),
+            wait=WaitConstantOrRetryAfter(self.config.retry_backoff_seconds),
+            stop=stop_after_attempts(self.config.max_retries + 1),
             before_sleep=lambda state: self._before_retry(state, window),
             retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
             reraise=True,
@@ -182,8 +182,8 @@ class ExportClient:
         except RETRY_EXCEPTIONS as error:
             raise DixaApiError(
                 f"Could not reach the Dixa exports API for window {window} after "
-                f"{self.settings.max_retries + 1} attempts: {type(error).__name__}: "
-                f"{redact(str(error), self.settings)}",
+                f"{self.config.max_retries + 1} attempts: {type(error).__name__}: "
+                f"{redact(str(error), self.config)}",
                 window=window,
             ) from None
         if response.status_code != 200:
@@ -208,16 +208,16 @@ class ExportClient:
         wait = state.next_action.sleep if state.next_action else 0.0
         self.log.warning(
             f"Dixa answered {reason} for window {window}; retry {state.attempt_number} of "
-            f"{self.settings.max_retries} in {wait:g} s"
+            f"{self.config.max_retries} in {wait:g} s"
         )
 
     def _status_error(self, response: requests.Response, window: Window) -> DixaApiError:
         status = response.status_code
-        api_message = redact(api_message_of(response), self.settings)
+        api_message = redact(api_message_of(response), self.config)
         advice = ADVICE_BY_STATUS.get(status, "the API answered an error")
         attempts = ""
         if status in RETRY_STATUS_CODES:
-            attempts = f" after {self.settings.max_retries + 1} attempts"
+            attempts = f" after {self.config.max_retries + 1} attempts"
         response.close()
         return DixaApiError(
             f"Dixa answered HTTP {status} for window {window}{attempts}: {advice}. "
@@ -252,7 +252,7 @@ def api_message_of(response: requests.Response) -> str:
     return text.strip()
 
 
-def redact(text: str, settings: Config) -> str:
+def redact(text: str, config: Config) -> str:
     """Remove the token from a text that came from outside (an error body, an exception)."""
-    token = settings.api_token.reveal()
+    token = config.api_token.reveal()
     return text.replace(token, "********") if token else text

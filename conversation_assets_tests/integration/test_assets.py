@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, Definitions, TimeWindow
 
-from conversation_assets.definitions import defs
-from conversation_assets.defs.assets import ASSET_KEY, PARTITIONS
+from conversation_assets.definitions import build_definitions
+from conversation_assets.defs.assets import ASSET_KEY
 from conversation_assets.defs.checks import DATA_QUALITY_CHECKS
 from conversation_assets.defs.partitions import monthly_partitions, partition_window
 from conversation_assets.dixa.windows import to_ms
@@ -19,8 +19,8 @@ JOB = "dixa_conversation_export_job"
 
 
 def test_definitions_load_with_the_asset_checks_and_schedule() -> None:
-    Definitions.validate_loadable(defs)
-    graph = defs.resolve_asset_graph()
+    Definitions.validate_loadable(build_definitions())
+    graph = build_definitions().resolve_asset_graph()
     assert graph.get_all_asset_keys() == {ASSET_KEY}
     node = graph.get(ASSET_KEY)
     assert node.group_name == "dixa"
@@ -35,18 +35,19 @@ def test_definitions_load_with_the_asset_checks_and_schedule() -> None:
         "no_duplicate_child_rows",
         "no_orphan_child_rows",
     } <= check_names
-    assert defs.resolve_schedule_def("daily_conversation_export")
+    assert build_definitions().resolve_schedule_def("daily_conversation_export")
 
 
 def test_definitions_load_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DIXA_API_TOKEN", raising=False)
-    Definitions.validate_loadable(defs)
-    resource = defs.resources["dixa"]
+    Definitions.validate_loadable(build_definitions())
+    resource = build_definitions().resources["dixa"]
     assert "DIXA_API_TOKEN" in repr(resource.api_token)
 
 
 def test_partitions_are_calendar_months_from_the_start_month() -> None:
-    keys = PARTITIONS.get_partition_keys(current_time=datetime(2024, 3, 10, tzinfo=UTC))
+    partitions = monthly_partitions(date(2024, 1, 1))
+    keys = partitions.get_partition_keys(current_time=datetime(2024, 3, 10, tzinfo=UTC))
     assert keys == ["2024-01-01", "2024-02-01", "2024-03-01"], "current month included"
 
 
@@ -71,8 +72,10 @@ def test_the_first_partition_starts_at_the_start_date() -> None:
 
 
 def materialize(key: str, instance: DagsterInstance):
-    return defs.resolve_job_def(JOB).execute_in_process(
-        partition_key=key, instance=instance, raise_on_error=False
+    return (
+        build_definitions()
+        .resolve_job_def(JOB)
+        .execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
     )
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from conversation_assets.definitions import defs
+from conversation_assets.definitions import build_definitions
 from conversation_assets.dixa.parse.records import (
     IJSON_BUFFER_BYTES,
     ChunkReader,
@@ -39,8 +39,10 @@ def test_a_record_without_updated_at_is_loaded_and_flagged_by_the_check(
 ) -> None:
     sandbox.extra_records.append({"id": 11, "subject": "no cursor"})
     with DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("dixa_conversation_export_job").execute_in_process(
-            partition_key="2024-04-01", instance=instance, raise_on_error=False
+        result = (
+            build_definitions()
+            .resolve_job_def("dixa_conversation_export_job")
+            .execute_in_process(partition_key="2024-04-01", instance=instance, raise_on_error=False)
         )
     database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
     assert rows_with_id(database, 11) == [(11, None)]

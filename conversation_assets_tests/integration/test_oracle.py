@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from conversation_assets import load
 from conversation_assets.config import Config
-from conversation_assets.definitions import defs
+from conversation_assets.definitions import build_definitions
 from conversation_assets.dixa.windows import to_ms
 from conversation_assets_tests.conftest import NOW, TOKEN
 from conversation_assets_tests.support import oracle
@@ -127,7 +127,7 @@ def pipeline_runner(workdir: Path) -> RunPartition:
 
 def dagster_runner(instance: DagsterInstance) -> RunPartition:
     """A partition materialized through the Dagster asset ``dixa/conversation_export``."""
-    job = defs.resolve_job_def(JOB)
+    job = build_definitions().resolve_job_def(JOB)
 
     def run(month: str, number: int) -> str | None:
         result = job.execute_in_process(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from conversation_assets.definitions import defs
+from conversation_assets.definitions import build_definitions
 from conversation_assets_tests.conftest import TOKEN
 from conversation_assets_tests.support.helpers import month_window, query
 from dixa_sandbox import Fault, SandboxData, SandboxServer
@@ -103,8 +103,10 @@ def test_a_killed_materialization_is_completed_by_the_next_run(
         ):
             monkeypatch.setenv(name, env[name])
         with DagsterInstance.ephemeral() as instance:
-            rerun = defs.resolve_job_def("dixa_conversation_export_job").execute_in_process(
-                partition_key="2024-04-01", instance=instance
+            rerun = (
+                build_definitions()
+                .resolve_job_def("dixa_conversation_export_job")
+                .execute_in_process(partition_key="2024-04-01", instance=instance)
             )
         assert rerun.success
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance
 
-from conversation_assets.definitions import defs
-from conversation_assets.defs.assets import PARTITIONS
+from conversation_assets.config import Config
+from conversation_assets.definitions import build_definitions
+from conversation_assets.defs.partitions import monthly_partitions
 from dixa_sandbox import SandboxServer
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -25,10 +26,10 @@ warnings.simplefilter("always")
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     from dagster import Definitions
-    from conversation_assets.definitions import defs
-    Definitions.validate_loadable(defs)
-    defs.resolve_implicit_global_asset_job_def()
-    defs.resolve_job_def("dixa_conversation_export_job")
+    from conversation_assets.definitions import build_definitions
+    Definitions.validate_loadable(build_definitions())
+    build_definitions().resolve_implicit_global_asset_job_def()
+    build_definitions().resolve_job_def("dixa_conversation_export_job")
 ours = [
     f"{w.category.__name__} {w.filename}:{w.lineno}: {w.message}"
     for w in caught
@@ -88,18 +89,20 @@ def test_the_demo_prints_no_warning_and_writes_nothing_into_home(tmp_path: Path)
     noise = [line for line in done.stderr.splitlines() if "warning" in line.lower()]
     assert noise == [], done.stderr
     assert list((tmp_path / "home").iterdir()) == [], "nothing in the user's home (~/.dlt)"
-    assert (tmp_path / "dlt_runs" / "definitions").is_dir(), "the definitions' pipeline folder"
+    leftovers = list((tmp_path / "dlt_runs").iterdir()) if (tmp_path / "dlt_runs").is_dir() else []
+    assert leftovers == [], "every run's dlt folder is removed when it ends"
 
 
 def test_every_check_that_runs_with_a_materialization_is_about_that_partition() -> None:
     """The UI's Materialize button runs Dagster's implicit asset job, with every check of the
     asset: each must be partitioned like the asset (no check about another month)."""
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = build_definitions().resolve_implicit_global_asset_job_def()
     checks = job.asset_layer.asset_graph.asset_check_keys
     assert checks, "the data-quality checks"
     for key in checks:
         node = job.asset_layer.asset_graph.get(key)
-        assert node.partitions_def == PARTITIONS, f"{key.name} is not partitioned like the asset"
+        partitions = monthly_partitions(Config.from_env(require_token=False).start_date)
+        assert node.partitions_def == partitions, f"{key.name} is not partitioned like the asset"
 
 
 def test_materializing_a_past_month_as_the_ui_does_reports_only_on_that_month(
@@ -107,7 +110,7 @@ def test_materializing_a_past_month_as_the_ui_does_reports_only_on_that_month(
 ) -> None:
     """A past month through the implicit asset job (the Materialize button's): every check
     evaluation passes and concerns that month."""
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = build_definitions().resolve_implicit_global_asset_job_def()
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
             partition_key="2024-02-01", instance=instance, raise_on_error=False

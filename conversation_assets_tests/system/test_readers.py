@@ -16,8 +16,8 @@ import duckdb
 import pytest
 from dagster import DagsterInstance
 
-from conversation_assets.config import ConfigError, destination_wait_seconds
-from conversation_assets.definitions import defs
+from conversation_assets.config import Config, ConfigError
+from conversation_assets.definitions import build_definitions
 from conversation_assets.defs.checks import DATA_QUALITY_CHECKS
 from conversation_assets.destination import DestinationBusy, retry_while_held
 from conversation_assets.snapshot import snapshot
@@ -173,7 +173,7 @@ def test_checks_wait_for_a_reader_too(
 
 def materialize_checks_only(key: str, instance: DagsterInstance):
     """Only the asset's checks for one partition (as the UI's "Execute checks")."""
-    job = defs.resolve_job_def(JOB)
+    job = build_definitions().resolve_job_def(JOB)
     checks = {check.check_key for check in DATA_QUALITY_CHECKS}
     subset = job.get_subset(asset_selection=set(), asset_check_selection=checks)
     return subset.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
@@ -197,10 +197,13 @@ def test_an_analyst_reads_a_snapshot_while_runs_load(
 
 
 def test_the_wait_is_validated_like_every_setting() -> None:
-    assert destination_wait_seconds({}) == 600
-    assert destination_wait_seconds({"DIXA_DESTINATION_WAIT_SECONDS": "30"}) == 30
+    def wait(**env: str) -> float:
+        return Config.from_env(env, require_token=False).destination_wait_seconds
+
+    assert wait() == 600
+    assert wait(DIXA_DESTINATION_WAIT_SECONDS="30") == 30
     with pytest.raises(ConfigError, match="DIXA_DESTINATION_WAIT_SECONDS must be a number"):
-        destination_wait_seconds({"DIXA_DESTINATION_WAIT_SECONDS": "-1"})
+        wait(DIXA_DESTINATION_WAIT_SECONDS="-1")
 
 
 def test_the_retry_gives_up_naming_file_and_pid(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from dagster import (
     AssetKey,
     AssetMaterialization,
@@ -13,15 +12,31 @@ from dagster import (
     build_sensor_context,
 )
 
-from conversation_assets.definitions import defs
+from conversation_assets.config import Config
+from conversation_assets.definitions import build_definitions
 from conversation_assets.defs.automation import (
-    daily_conversation_export,
-    dixa_freshness_sensor,
+    build_freshness_sensor,
+    build_schedule,
     partitions_due,
     stale_partitions,
 )
+from conversation_assets.defs.partitions import monthly_partitions
 
 ASSET = AssetKey(["dixa", "conversation_export"])
+CONFIG = Config.from_env({}, require_token=False)
+defs = build_definitions(CONFIG)
+daily_conversation_export = build_schedule(CONFIG)
+LATE_UPDATE_DAYS = CONFIG.late_update_days
+
+
+def due(moment: datetime) -> list[str]:
+    return partitions_due(moment, LATE_UPDATE_DAYS, monthly_partitions(CONFIG.start_date))
+
+
+def dixa_freshness_sensor(context: object, token: str = "test-token") -> list:
+    """The sensor as the definitions build it where DIXA_API_TOKEN is ``token``."""
+    config = Config.from_env({"DIXA_API_TOKEN": token}, require_token=False)
+    return list(build_freshness_sensor(config)(context))
 
 
 def run_requests(moment: datetime) -> list[RunRequest]:
@@ -42,12 +57,12 @@ def test_a_month_start_tick_also_reloads_the_previous_month() -> None:
 
 
 def test_a_january_tick_reaches_back_into_december() -> None:
-    keys = partitions_due(datetime(2025, 1, 1, 1, tzinfo=UTC))
+    keys = due(datetime(2025, 1, 1, 1, tzinfo=UTC))
     assert keys == ["2024-12-01", "2025-01-01"]
 
 
 def test_the_first_month_has_no_previous_partition() -> None:
-    assert partitions_due(datetime(2024, 1, 2, 1, tzinfo=UTC)) == ["2024-01-01"]
+    assert due(datetime(2024, 1, 2, 1, tzinfo=UTC)) == ["2024-01-01"]
 
 
 def test_the_schedule_is_on_by_default() -> None:
@@ -64,11 +79,6 @@ def test_freshness_is_the_assets_policy_and_a_sensor_not_a_check() -> None:
     assert [sensor.name for sensor in defs.sensors or []] == ["dixa_freshness_sensor"]
 
 
-@pytest.fixture(autouse=True)
-def a_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIXA_API_TOKEN", "test-token")
-
-
 def sensor_requests(instance: DagsterInstance) -> list[RunRequest]:
     context = build_sensor_context(instance=instance)
     return [item for item in dixa_freshness_sensor(context) if isinstance(item, RunRequest)]
@@ -78,14 +88,14 @@ def test_the_freshness_sensor_catches_up_on_a_month_that_never_loaded() -> None:
     now = datetime.now(tz=UTC)
     with DagsterInstance.ephemeral() as instance:
         requests = sensor_requests(instance)
-    assert [r.partition_key for r in requests] == partitions_due(now)
+    assert [r.partition_key for r in requests] == due(now)
     assert all(r.run_key.startswith("freshness:") for r in requests), "once a day a partition"
 
 
 def test_the_freshness_sensor_skips_when_the_months_are_fresh() -> None:
     now = datetime.now(tz=UTC)
     with DagsterInstance.ephemeral() as instance:
-        for key in partitions_due(now):
+        for key in due(now):
             instance.report_runless_asset_event(AssetMaterialization(ASSET, partition=key))
         assert sensor_requests(instance) == []
         context = build_sensor_context(instance=instance)
@@ -95,18 +105,16 @@ def test_the_freshness_sensor_skips_when_the_months_are_fresh() -> None:
 
 def test_a_month_loaded_too_long_ago_is_stale() -> None:
     with DagsterInstance.ephemeral() as instance:
-        key = partitions_due(datetime.now(tz=UTC))[-1]
+        key = due(datetime.now(tz=UTC))[-1]
         instance.report_runless_asset_event(AssetMaterialization(ASSET, partition=key))
         a_day_and_a_half_later = datetime.now(tz=UTC) + timedelta(hours=36)
-        assert key in stale_partitions(instance, a_day_and_a_half_later, timedelta(hours=30))
+        stale = stale_partitions(instance, a_day_and_a_half_later, timedelta(hours=30), [key])
+        assert stale == [key]
 
 
-def test_the_freshness_sensor_launches_nothing_without_a_token(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("DIXA_API_TOKEN")
+def test_the_freshness_sensor_launches_nothing_without_a_token() -> None:
     with DagsterInstance.ephemeral() as instance:
-        (skip,) = dixa_freshness_sensor(build_sensor_context(instance=instance))
+        (skip,) = dixa_freshness_sensor(build_sensor_context(instance=instance), token="")
     assert isinstance(skip, SkipReason) and "DIXA_API_TOKEN" in str(skip.skip_message)
 
 

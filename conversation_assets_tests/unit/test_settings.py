@@ -4,8 +4,7 @@ from datetime import date
 
 import pytest
 
-from conversation_assets.config import Config, ConfigError, parse_hours
-from conversation_assets.pipeline import destination_name
+from conversation_assets.config import Config, ConfigError
 
 TOKEN = "s3cr3t-token-value"
 
@@ -73,13 +72,12 @@ def test_token_is_not_shown_by_repr_or_str() -> None:
 
 
 def test_destination_is_validated() -> None:
-    assert destination_name({}) == "duckdb"
-    assert destination_name({"DESTINATION": "Postgres"}) == "postgres"
+    assert settings().destination == "duckdb"
+    assert settings(DESTINATION="Postgres").destination == "postgres"
     with pytest.raises(ConfigError, match="DESTINATION"):
-        destination_name({"DESTINATION": "oracle"})
+        settings(DESTINATION="oracle")
 
 
-def test_freshness_hours_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIXA_FRESHNESS_FAIL_HOURS", "soon")
+def test_freshness_hours_are_validated() -> None:
     with pytest.raises(ConfigError, match="DIXA_FRESHNESS_FAIL_HOURS"):
-        parse_hours("DIXA_FRESHNESS_FAIL_HOURS", 30.0)
+        settings(DIXA_FRESHNESS_FAIL_HOURS="soon")
