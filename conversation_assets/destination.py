@@ -148,6 +148,7 @@ def extract_then_load(
     source: Any,
     config: Config,
     log: Any = None,
+    root_table: str = TABLE_NAME,
 ) -> tuple[LoadInfo, LoadSummary]:
     """dlt's ``run`` in its three steps, with only the load holding the destination.
 
@@ -169,7 +170,9 @@ def extract_then_load(
     with hold_destination(pipeline, config, "to load", log):
         info = pipeline.load()
         info.raise_on_failed_jobs()
-        summary = summarize(pipeline)  # what the tables hold now: read before letting go
+        summary = summarize(
+            pipeline, root_table
+        )  # what the tables hold now: read before letting go
     return info, summary
 
 

@@ -79,14 +79,20 @@ def make_pipeline(
 
 @dataclass
 class LoadSummary:
-    """What one load wrote: rows per table and the dlt load ids."""
+    """What one load wrote: rows per table (``root_table`` first) and the dlt load ids."""
 
+    root_table: str = "conversation_export"
     row_counts: dict[str, int] = field(default_factory=dict)
     load_ids: list[str] = field(default_factory=list)
 
     @property
+    def records(self) -> int:
+        """Rows of the root table: distinct records (conversations, messages) loaded."""
+        return self.row_counts.get(self.root_table, 0)
+
+    @property
     def conversations(self) -> int:
-        return self.row_counts.get("conversation_export", 0)
+        return self.records
 
 
 def rows_of_load(pipeline: dlt.Pipeline, root_table: str, load_id: str) -> dict[str, int]:
@@ -122,4 +128,4 @@ def summarize(pipeline: dlt.Pipeline, root_table: str = "conversation_export") -
     load_info = trace.last_load_info if trace else None
     load_ids = list(load_info.loads_ids) if load_info else []
     counts = rows_of_load(pipeline, root_table, load_ids[-1]) if load_ids else {}
-    return LoadSummary(row_counts=counts, load_ids=load_ids)
+    return LoadSummary(root_table=root_table, row_counts=counts, load_ids=load_ids)

@@ -1,4 +1,4 @@
-"""The partitioned Dagster asset over the Dixa source: one monthly partition per run."""
+"""The partitioned Dagster assets over the Dixa source: one per endpoint, one month a run."""
 
 import atexit
 import shutil
@@ -29,47 +29,53 @@ from conversation_assets.defs.partitions import monthly_partitions, partition_wi
 from conversation_assets.defs.resources import DixaResource
 from conversation_assets.destination import extract_then_load
 from conversation_assets.dixa import RequestStats, dixa_source, source_for_window
-from conversation_assets.dixa.schema import (
-    INTEGER_FIELDS,
-    OBJECT_ARRAY_FIELDS,
-    STRING_ARRAY_FIELDS,
-    STRING_FIELDS,
-    TABLE_NAME,
-)
-from conversation_assets.dixa.windows import format_ms
-from conversation_assets.pipeline import make_pipeline
+from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT, MESSAGE_EXPORT, Endpoint
+from conversation_assets.dixa.schema import RecordSchema
+from conversation_assets.dixa.windows import Window, format_ms
+from conversation_assets.pipeline import LoadSummary, make_pipeline
 
-ASSET_KEY = AssetKey(["dixa", TABLE_NAME])
 GROUP_NAME = "dixa"
 
 
+def asset_key(endpoint: Endpoint) -> AssetKey:
+    """``dixa/<endpoint>``: ``dixa/conversation_export``, ``dixa/message_export``."""
+    return AssetKey([GROUP_NAME, endpoint.name])
+
+
+ASSET_KEY = asset_key(CONVERSATION_EXPORT)
+MESSAGES_ASSET_KEY = asset_key(MESSAGE_EXPORT)
+
+
 def pool_name(destination: str) -> str:
-    """The concurrency pool of the asset: one per destination (DuckDB's limit stays 1)."""
+    """The concurrency pool of the assets: one per destination (DuckDB's limit stays 1)."""
     return f"dixa_{destination}"
 
 
 class DixaTranslator(DagsterDltTranslator):
-    """Names the asset ``dixa/conversation_export`` and describes it; no upstream asset."""
+    """Names the asset ``dixa/<endpoint>`` and describes it from the endpoint's data."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, endpoint: Endpoint) -> None:
         super().__init__()
         self.config = config
+        self.endpoint = endpoint
 
     def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
         default = super().get_asset_spec(data)
+        # Messages come after their conversations in a run that loads both (lineage; the
+        # check counting messages of unknown conversations then sees this month's).
+        upstream = [ASSET_KEY] if self.endpoint == MESSAGE_EXPORT else []
         return default.replace_attributes(
-            key=ASSET_KEY,
-            deps=[],
+            key=asset_key(self.endpoint),
+            deps=upstream,
             group_name=GROUP_NAME,
-            description=(
-                "Dixa conversations from the exports API, one row per conversation (merged on "
-                "`id`, newest `updated_at` wins). Arrays load into child tables "
-                "`conversation_export__<field>`. Partition = calendar month of `updated_at`."
-            ),
+            description=self.endpoint.description,
             kinds={"dlt", self.config.destination},
             owners=["team:data-engineering"],
             tags={"source": "dixa"},
-            metadata={**default.metadata, "dagster/column_schema": column_schema()},
+            metadata={
+                **default.metadata,
+                "dagster/column_schema": column_schema(self.endpoint.schema),
+            },
             freshness_policy=FreshnessPolicy.time_window(
                 fail_window=timedelta(hours=self.config.freshness_fail_hours),
                 warn_window=timedelta(hours=self.config.freshness_warn_hours),
@@ -77,13 +83,16 @@ class DixaTranslator(DagsterDltTranslator):
         )
 
 
-def column_schema() -> TableSchema:
+def column_schema(schema: RecordSchema) -> TableSchema:
     """The root table's declared columns, for the catalog."""
-    columns = [TableColumn(name, "bigint") for name in INTEGER_FIELDS]
-    columns += [TableColumn(name, "text") for name in STRING_FIELDS]
+    sql_types = {"bigint": "bigint", "text": "text", "bool": "boolean"}
+    columns = [
+        TableColumn(name, sql_types[column["data_type"]])
+        for name, column in schema.root_columns().items()
+    ]
     columns += [
-        TableColumn(name, "child table", description=f"{TABLE_NAME}__{name}")
-        for name in STRING_ARRAY_FIELDS + OBJECT_ARRAY_FIELDS
+        TableColumn(name, "child table", description=schema.child_table(name))
+        for name in schema.array_fields
     ]
     return TableSchema(columns=columns)
 
@@ -100,72 +109,72 @@ def definitions_pipeline(config: Config) -> dlt.Pipeline:
     return make_pipeline(config, folder)
 
 
-def build_conversation_asset(config: Config) -> AssetsDefinition:
-    """The partitioned asset, as ``config`` (read when the definitions load) describes it."""
+def build_export_asset(config: Config, endpoint: Endpoint) -> AssetsDefinition:
+    """The partitioned asset of one endpoint, as ``config`` (read when the definitions load)
+    describes it: the same code for every endpoint."""
+    source = dixa_source(api_token="definition-time-placeholder").with_resources(endpoint.name)
 
     @dlt_assets(
-        dlt_source=dixa_source(api_token="definition-time-placeholder"),
+        dlt_source=source,
         dlt_pipeline=definitions_pipeline(config),
-        name="dixa_conversation_export",
-        dagster_dlt_translator=DixaTranslator(config),
+        name=f"dixa_{endpoint.name}",
+        dagster_dlt_translator=DixaTranslator(config, endpoint),
         partitions_def=monthly_partitions(config.start_date),
         # One run per partition: each partition gets its own window, metadata and retry.
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=1),
         pool=pool_name(config.destination),
     )
-    def dixa_conversation_export(
+    def export_asset(
         context: AssetExecutionContext, dlt: DagsterDltResource, dixa: DixaResource
     ) -> Iterator[MaterializeResult]:
-        """Load the partition's month of conversations with dlt and record what was loaded."""
-        yield load_partition(context, dlt, dixa.config())
+        """Load the partition's month of the endpoint with dlt and record what was loaded."""
+        yield load_partition(context, dlt, dixa.config(), endpoint)
 
-    return dixa_conversation_export
+    return export_asset
 
 
 def load_partition(
-    context: AssetExecutionContext, dlt: DagsterDltResource, config: Config
+    context: AssetExecutionContext, dlt: DagsterDltResource, config: Config, endpoint: Endpoint
 ) -> MaterializeResult:
     """Extract, normalize and load the partition's window; metadata of what it loaded."""
     window = partition_window(context.partition_time_window, config.start_date)
     stats = RequestStats()
-    source = source_for_window(config, window, stats=stats, logger=context.log)
+    source = source_for_window(config, window, endpoint, stats=stats, logger=context.log)
     remove_abandoned_run_dirs(context, config.runs_dir)
     run_dir = config.runs_dir / context.run.run_id
     pipeline = make_pipeline(config, run_dir, staging_suffix=context.partition_key)
-    context.log.info(f"Loading partition {context.partition_key}: updated_at in {window}")
+    context.log.info(
+        f"Loading {endpoint.name} partition {context.partition_key}: {endpoint.cursor} in {window}"
+    )
     # Download, parse and normalize in parallel with other partitions; only the load waits
     # for the destination (dagster-dlt's run() would hold it from dlt's first state sync on).
-    load_info, summary = extract_then_load(pipeline, source, config, context.log)
+    load_info, summary = extract_then_load(pipeline, source, config, context.log, endpoint.name)
     metadata = dlt.extract_resource_metadata(
-        context, source.resources[TABLE_NAME], load_info, pipeline
+        context, source.resources[endpoint.name], load_info, pipeline
     )
     shutil.rmtree(run_dir, ignore_errors=True)
     return MaterializeResult(
-        asset_key=ASSET_KEY,
-        metadata={
-            **metadata,
-            **partition_metadata(window.start_ms, window.end_ms, stats, summary),
-        },
+        asset_key=asset_key(endpoint),
+        metadata={**metadata, **partition_metadata(endpoint, window, stats, summary)},
     )
 
 
 def partition_metadata(
-    start_ms: int, end_ms: int, stats: RequestStats, summary: Any
+    endpoint: Endpoint, window: Window, stats: RequestStats, summary: LoadSummary
 ) -> dict[str, Any]:
     """Metadata of one partition's materialization (its own numbers, not a range's total)."""
+    noun = endpoint.noun
     return {
-        "window_start": MetadataValue.text(format_ms(start_ms)),
-        "window_end": MetadataValue.text(format_ms(end_ms)),
-        "window_start_ms": MetadataValue.int(start_ms),
-        "window_end_ms": MetadataValue.int(end_ms),
+        "window_start": MetadataValue.text(format_ms(window.start_ms)),
+        "window_end": MetadataValue.text(format_ms(window.end_ms)),
+        "window_start_ms": MetadataValue.int(window.start_ms),
+        "window_end_ms": MetadataValue.int(window.end_ms),
         "rows_by_table": MetadataValue.json(summary.row_counts),
-        "conversations_loaded": MetadataValue.int(summary.conversations),
-        "conversations_received": MetadataValue.int(stats.records),
+        f"{noun}_loaded": MetadataValue.int(summary.records),
+        f"{noun}_received": MetadataValue.int(stats.records),
         # Received but not loaded here: outside the window (an inclusive API bound, or a stray
-        # record; loaded by the partition its updated_at belongs to), or received twice.
-        "conversations_outside_window": MetadataValue.int(
-            max(stats.records - summary.conversations, 0)
-        ),
+        # record; loaded by the partition its cursor belongs to), or received twice.
+        f"{noun}_outside_window": MetadataValue.int(max(stats.records - summary.records, 0)),
         "requests": MetadataValue.int(stats.requests),
         "retries": MetadataValue.int(stats.retries),
         "bytes_received": MetadataValue.int(stats.bytes),
@@ -177,7 +186,7 @@ def remove_abandoned_run_dirs(context: AssetExecutionContext, runs_dir: Path) ->
     """Delete the dlt folders of finished runs (a killed run leaves its folder behind).
 
     Their pending packages are never loaded: the partition's next run extracts the window again
-    and the merge keeps one row per conversation.
+    and the merge keeps one row per record.
     """
     if not runs_dir.is_dir():
         return

@@ -1,4 +1,8 @@
-"""What keeps the asset current: a daily schedule, and a freshness sensor that catches up.
+"""What keeps the assets current: a daily schedule, and a freshness sensor that catches up.
+
+Both run the daily job, which holds every endpoint's asset and checks: one run a partition
+loads conversations, then messages. Each asset also has a job of its own (and the UI's
+Materialize button), to load one without the other.
 
 Settings (see :class:`~conversation_assets.config.Config`, read when the definitions load):
 ``DIXA_SCHEDULE_CRON`` (when the daily run starts, UTC), ``DIXA_LATE_UPDATE_DAYS`` (during the
@@ -39,22 +43,31 @@ from dagster import (
 )
 
 from conversation_assets.config import Config
-from conversation_assets.defs.assets import ASSET_KEY
+from conversation_assets.defs.assets import asset_key
 from conversation_assets.defs.partitions import monthly_partitions
+from conversation_assets.dixa.endpoints import ENDPOINTS, Endpoint
 
-JOB_NAME = "dixa_conversation_export_job"
+#: The job the schedule and the freshness sensor run: every endpoint's asset and checks.
+JOB_NAME = "dixa_daily_job"
 
 
-def build_job(checks: Sequence[AssetChecksDefinition]) -> Any:
-    """The job the schedule and the sensor run: the asset and its data-quality checks
-    (partitioned like the asset, so each run checks the partition it loaded).
+def job_name(endpoint: Endpoint) -> str:
+    """``dixa_<endpoint>_job``: one endpoint's asset and its checks."""
+    return f"dixa_{endpoint.name}_job"
+
+
+def build_job(
+    name: str, endpoints: Sequence[Endpoint], checks: Sequence[AssetChecksDefinition]
+) -> Any:
+    """A job of the endpoints' assets and their checks (partitioned like the assets, so each
+    run checks the partition it loaded); the partitions come from the assets.
 
     Typed ``Any``: Dagster does not export the class of an unresolved asset job.
     """
+    keys = [asset_key(endpoint) for endpoint in endpoints]
     return define_asset_job(
-        name=JOB_NAME,
-        selection=AssetSelection.assets(ASSET_KEY).without_checks()
-        | AssetSelection.checks(*checks),
+        name=name,
+        selection=AssetSelection.assets(*keys).without_checks() | AssetSelection.checks(*checks),
     )
 
 
@@ -73,7 +86,7 @@ def partitions_due(
 
 
 def build_schedule(config: Config) -> ScheduleDefinition:
-    """The daily schedule at ``DIXA_SCHEDULE_CRON``."""
+    """The daily schedule at ``DIXA_SCHEDULE_CRON``: every endpoint, this month (and last)."""
     partitions = monthly_partitions(config.start_date)
 
     @schedule(
@@ -82,19 +95,22 @@ def build_schedule(config: Config) -> ScheduleDefinition:
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.RUNNING,
     )
-    def daily_conversation_export(context: ScheduleEvaluationContext) -> Iterator[RunRequest]:
+    def daily_dixa_export(context: ScheduleEvaluationContext) -> Iterator[RunRequest]:
         """Keep the current month (and, early in a month, the previous one) up to date."""
         moment = context.scheduled_execution_time
         for key in partitions_due(moment, config.late_update_days, partitions):
             yield RunRequest(run_key=f"{key}@{moment:%Y-%m-%d}", partition_key=key)
 
-    return daily_conversation_export
+    return daily_dixa_export
 
 
-def last_materialized(instance: DagsterInstance, partition_key: str) -> datetime | None:
-    """When ``partition_key`` was last materialized successfully (None: never)."""
+def last_materialized(
+    instance: DagsterInstance, endpoint: Endpoint, partition_key: str
+) -> datetime | None:
+    """When the endpoint's ``partition_key`` was last materialized successfully (None: never)."""
     records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=ASSET_KEY, asset_partitions=[partition_key]), limit=1
+        AssetRecordsFilter(asset_key=asset_key(endpoint), asset_partitions=[partition_key]),
+        limit=1,
     ).records
     return datetime.fromtimestamp(records[0].timestamp, tz=UTC) if records else None
 
@@ -102,12 +118,14 @@ def last_materialized(instance: DagsterInstance, partition_key: str) -> datetime
 def stale_partitions(
     instance: DagsterInstance, now: datetime, max_age: timedelta, due: Sequence[str]
 ) -> list[str]:
-    """Partitions of ``due`` whose last materialization is older than max_age."""
+    """Partitions of ``due`` of which an endpoint's last materialization is older than max_age."""
     stale = []
     for key in due:
-        loaded = last_materialized(instance, key)
-        if loaded is None or now - loaded > max_age:
-            stale.append(key)
+        for endpoint in ENDPOINTS.values():
+            loaded = last_materialized(instance, endpoint, key)
+            if loaded is None or now - loaded > max_age:
+                stale.append(key)
+                break
     return stale
 
 

@@ -1,14 +1,17 @@
-"""Data-quality checks that run after each partition's materialization (blocking).
+"""Data-quality checks that run after each partition's materialization.
 
 They query the destination through dlt's SQL client, so they work on DuckDB and Postgres alike.
-Each check is a plain function of the check's context and the run's :class:`Config`;
-:func:`build_checks` makes them Dagster asset checks, partitioned like the asset.
+Each check is a plain function of a :class:`CheckRun` (the check's context, the run's
+:class:`Config` and the endpoint); :func:`build_checks` makes them Dagster asset checks of an
+endpoint's asset, partitioned like it. The same checks serve every endpoint (``{table}`` and
+``{cursor}`` in their SQL are the endpoint's); messages add one non-blocking check of their own.
 """
 
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
@@ -16,114 +19,127 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
-    AssetKey,
     AssetRecordsFilter,
-    PartitionsDefinition,
     PreviewWarning,
     asset_check,
 )
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from conversation_assets.config import Config
-from conversation_assets.defs.assets import ASSET_KEY
+from conversation_assets.defs.assets import asset_key
 from conversation_assets.defs.partitions import monthly_partitions, window_of_key
 from conversation_assets.defs.resources import DixaResource
 from conversation_assets.destination import hold_destination
-from conversation_assets.dixa.schema import TABLE_NAME
+from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT, MESSAGE_EXPORT, Endpoint
+from conversation_assets.dixa.windows import Window
 from conversation_assets.pipeline import make_pipeline
 
 
-@contextmanager
-def dataset_client(context: AssetCheckExecutionContext, config: Config) -> Iterator[Any]:
-    """dlt's SQL client on the dataset, holding the destination (see ``hold_destination``).
+@dataclass(frozen=True)
+class CheckRun:
+    """One evaluation of a check: its Dagster context, the run's config, the endpoint."""
 
-    A dlt working folder of its own (removed afterwards), and the destination's turn: another
-    run may be loading the same DuckDB file, or a reader holding it (a bounded, logged wait).
-    """
-    config.runs_dir.mkdir(parents=True, exist_ok=True)
-    prefix = f"{context.run.run_id}-checks-"
-    with tempfile.TemporaryDirectory(dir=config.runs_dir, prefix=prefix) as workdir:
-        pipeline = make_pipeline(config, workdir)
-        with hold_destination(
-            pipeline, config, f"to run check {context.op_def.name}", context.log
-        ) as client:
-            yield client
+    context: AssetCheckExecutionContext
+    config: Config
+    endpoint: Endpoint
 
+    @contextmanager
+    def client(self) -> Iterator[Any]:
+        """dlt's SQL client on the dataset, holding the destination (see ``hold_destination``).
 
-def query_one(
-    context: AssetCheckExecutionContext,
-    config: Config,
-    sql: str,
-    *params: Any,
-    if_no_table: tuple[Any, ...],
-) -> tuple[Any, ...]:
-    """One row of a query against the dataset; ``{table}`` is the qualified root table.
+        A dlt working folder of its own (removed afterwards), and the destination's turn:
+        another run may be loading the same DuckDB file, or a reader holding it (a bounded,
+        logged wait).
+        """
+        runs_dir = self.config.runs_dir
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        prefix = f"{self.context.run.run_id}-checks-"
+        with tempfile.TemporaryDirectory(dir=runs_dir, prefix=prefix) as workdir:
+            pipeline = make_pipeline(self.config, workdir)
+            what = f"to run check {self.context.op_def.name}"
+            with hold_destination(pipeline, self.config, what, self.context.log) as client:
+                yield client
 
-    ``if_no_table`` is the answer while the root table does not exist yet: a first load of a
-    window without conversations creates no table.
-    """
-    with dataset_client(context, config) as client:
-        table = client.make_qualified_table_name(TABLE_NAME)
-        try:
-            rows = client.execute_sql(sql.format(table=table), *params)
-        except DatabaseUndefinedRelation:
-            return if_no_table
-    return tuple(rows[0]) if rows else ()
+    def query_one(self, sql: str, *params: Any, if_no_table: tuple[Any, ...]) -> tuple[Any, ...]:
+        """One row of a query; ``{table}`` is the qualified root table, ``{cursor}`` its cursor.
 
+        ``if_no_table`` is the answer while a table does not exist yet: a first load of a
+        window without records creates no table.
+        """
+        with self.client() as client:
+            names = {
+                "table": client.make_qualified_table_name(self.endpoint.name),
+                "cursor": self.endpoint.cursor,
+                "conversations": client.make_qualified_table_name(CONVERSATION_EXPORT.name),
+            }
+            try:
+                rows = client.execute_sql(sql.format(**names), *params)
+            except DatabaseUndefinedRelation:
+                return if_no_table
+        return tuple(rows[0]) if rows else ()
 
-def count_per_child_table(
-    context: AssetCheckExecutionContext, config: Config, sql: str, *params: Any
-) -> dict:
-    """``sql`` (one count) run for every child table; ``{child}`` and ``{root}`` are qualified.
+    def count_per_child_table(self, sql: str, *params: Any) -> dict[str, int]:
+        """``sql`` (one count) run for every child table; ``{child}`` and ``{root}`` are
+        qualified, ``{cursor}`` is the root's cursor.
 
-    Child tables are found in the destination itself (``conversation_export__*``), so tables
-    that appeared with new array fields are checked too.
-    """
-    counts: dict[str, int] = {}
-    with dataset_client(context, config) as client:
-        tables = client.execute_sql(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-            client.dataset_name,
+        Child tables are found in the destination itself (``<table>__*``), so tables that
+        appeared with new array fields are checked too.
+        """
+        counts: dict[str, int] = {}
+        with self.client() as client:
+            tables = client.execute_sql(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                client.dataset_name,
+            )
+            prefix = f"{self.endpoint.name}__"
+            names = sorted(name for (name,) in tables if name.startswith(prefix))
+            root = client.make_qualified_table_name(self.endpoint.name)
+            for name in names:
+                child = client.make_qualified_table_name(name)
+                query = sql.format(child=child, root=root, cursor=self.endpoint.cursor)
+                (count,) = client.execute_sql(query, *params)[0]
+                counts[name] = int(count)
+        return counts
+
+    def latest_partition_metadata(self) -> dict[str, Any]:
+        """Metadata of the newest materialization of the check's partition."""
+        result = self.context.instance.fetch_materializations(
+            AssetRecordsFilter(
+                asset_key=asset_key(self.endpoint), asset_partitions=[self.context.partition_key]
+            ),
+            limit=1,
         )
-        names = sorted(name for (name,) in tables if name.startswith(f"{TABLE_NAME}__"))
-        root = client.make_qualified_table_name(TABLE_NAME)
-        for name in names:
-            child = client.make_qualified_table_name(name)
-            (count,) = client.execute_sql(sql.format(child=child, root=root), *params)[0]
-            counts[name] = int(count)
-    return counts
+        if not result.records:
+            return {}
+        materialization = result.records[0].asset_materialization
+        return {key: value.value for key, value in (materialization.metadata or {}).items()}
+
+    def partition_window(self) -> Window:
+        """The cursor window of the check's partition."""
+        start = self.config.start_date
+        return window_of_key(monthly_partitions(start), self.context.partition_key, start)
 
 
-def latest_partition_metadata(context: AssetCheckExecutionContext) -> dict[str, Any]:
-    """Metadata of the newest materialization of the check's partition."""
-    result = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=ASSET_KEY, asset_partitions=[context.partition_key]),
-        limit=1,
-    )
-    if not result.records:
-        return {}
-    materialization = result.records[0].asset_materialization
-    return {key: value.value for key, value in (materialization.metadata or {}).items()}
-
-
-CheckBody = Callable[[AssetCheckExecutionContext, Config], AssetCheckResult]
+CheckBody = Callable[[CheckRun], AssetCheckResult]
 
 
 def partitioned_check(
-    body: CheckBody, asset_key: AssetKey, partitions: PartitionsDefinition
+    body: CheckBody, endpoint: Endpoint, config: Config, blocking: bool = True
 ) -> AssetChecksDefinition:
-    """A blocking check of the asset, partitioned like it: a run checks the partition it loaded.
+    """A check of the endpoint's asset, partitioned like it: a run checks the partition it loaded.
 
     The check reads the run's configuration from the ``dixa`` resource (its destination,
-    folders and waits), as the asset does. Partitioned asset checks are a preview feature of
-    Dagster 1.13, which says so with a ``PreviewWarning`` on every definition; the project relies
-    on them knowingly, so that one warning is ignored here, for these definitions only.
+    folders and waits), as the asset does. A ``cursor`` in the body's name becomes the
+    endpoint's cursor (``no_null_id_or_updated_at``). Partitioned asset checks are a preview
+    feature of Dagster 1.13, which says so with a ``PreviewWarning`` on every definition; the
+    project relies on them knowingly, so that one warning is ignored here, for these only.
     """
 
     def check(context: AssetCheckExecutionContext, dixa: DixaResource) -> AssetCheckResult:
-        return body(context, dixa.config(require_token=False))
+        return body(CheckRun(context, dixa.config(require_token=False), endpoint))
 
-    check.__name__ = body.__name__
+    name = body.__name__.replace("cursor", endpoint.cursor)
+    check.__name__ = name
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore",
@@ -131,47 +147,39 @@ def partitioned_check(
             category=PreviewWarning,
         )
         return asset_check(
-            asset=asset_key,
-            name=body.__name__,
-            description=body.__doc__,
-            partitions_def=partitions,
-            blocking=True,
+            asset=asset_key(endpoint),
+            name=name,
+            description=(body.__doc__ or "").split("\n\n")[0],
+            partitions_def=monthly_partitions(config.start_date),
+            blocking=blocking,
         )(check)
 
 
-def no_duplicate_ids(context: AssetCheckExecutionContext, config: Config) -> AssetCheckResult:
-    """Exactly one row per conversation ``id`` in the whole table."""
-    (duplicates,) = query_one(
-        context,
-        config,
+def no_duplicate_ids(run: CheckRun) -> AssetCheckResult:
+    """Exactly one row per ``id`` in the whole table."""
+    (duplicates,) = run.query_one(
         "SELECT COUNT(*) FROM (SELECT id FROM {table} GROUP BY id HAVING COUNT(*) > 1) d",
         if_no_table=(0,),
     )
     return AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_ids": int(duplicates)})
 
 
-def no_null_id_or_updated_at(
-    context: AssetCheckExecutionContext, config: Config
-) -> AssetCheckResult:
-    """Every row has an ``id`` and an ``updated_at``."""
-    (null_ids, null_updated) = query_one(
-        context,
-        config,
+def no_null_id_or_cursor(run: CheckRun) -> AssetCheckResult:
+    """Every row has an ``id`` and a cursor (``updated_at``, ``created_at``)."""
+    (null_ids, null_cursor) = run.query_one(
         "SELECT COUNT(*) FILTER (WHERE id IS NULL), "
-        "COUNT(*) FILTER (WHERE updated_at IS NULL) FROM {table}",
+        "COUNT(*) FILTER (WHERE {cursor} IS NULL) FROM {table}",
         if_no_table=(0, 0),
     )
     return AssetCheckResult(
-        passed=null_ids == 0 and null_updated == 0,
-        metadata={"null_id": int(null_ids), "null_updated_at": int(null_updated)},
+        passed=null_ids == 0 and null_cursor == 0,
+        metadata={"null_id": int(null_ids), f"null_{run.endpoint.cursor}": int(null_cursor)},
     )
 
 
-def loaded_rows_inside_partition_window(
-    context: AssetCheckExecutionContext, config: Config
-) -> AssetCheckResult:
-    """Every row the partition's latest load wrote has ``updated_at`` inside its window."""
-    metadata = latest_partition_metadata(context)
+def loaded_rows_inside_partition_window(run: CheckRun) -> AssetCheckResult:
+    """Every row the partition's latest load wrote has its cursor inside its window."""
+    metadata = run.latest_partition_metadata()
     load_id = metadata.get("dlt_load_id")
     if not load_id:
         return AssetCheckResult(
@@ -180,10 +188,8 @@ def loaded_rows_inside_partition_window(
             metadata={"note": "no load of this partition to check"},
         )
     start_ms, end_ms = metadata["window_start_ms"], metadata["window_end_ms"]
-    (loaded, outside) = query_one(
-        context,
-        config,
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE updated_at < %s OR updated_at >= %s) "
+    (loaded, outside) = run.query_one(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE {cursor} < %s OR {cursor} >= %s) "
         "FROM {table} WHERE _dlt_load_id = %s",
         start_ms,
         end_ms,
@@ -200,22 +206,17 @@ def loaded_rows_inside_partition_window(
     )
 
 
-def no_duplicate_child_rows(
-    context: AssetCheckExecutionContext, config: Config
-) -> AssetCheckResult:
-    """Each array item of the partition's conversations is stored once in its child table.
+def no_duplicate_child_rows(run: CheckRun) -> AssetCheckResult:
+    """Each array item of the partition's records is stored once in its child table.
 
-    A conversation exported twice must keep the child rows of one version only: two rows with
-    the same parent row and list position mean two versions' items were both kept.
+    A record exported twice must keep the child rows of one version only: two rows with the
+    same parent row and list position mean two versions' items were both kept.
     """
-    partitions = monthly_partitions(config.start_date)
-    window = window_of_key(partitions, context.partition_key, config.start_date)
-    duplicates = count_per_child_table(
-        context,
-        config,
+    window = run.partition_window()
+    duplicates = run.count_per_child_table(
         "SELECT COUNT(*) FROM (SELECT c._dlt_parent_id, c._dlt_list_idx FROM {child} c "
         "JOIN {root} r ON c._dlt_root_id = r._dlt_id "
-        "WHERE r.updated_at >= %s AND r.updated_at < %s "
+        "WHERE r.{cursor} >= %s AND r.{cursor} < %s "
         "GROUP BY c._dlt_parent_id, c._dlt_list_idx HAVING COUNT(*) > 1) d",
         window.start_ms,
         window.end_ms,
@@ -226,33 +227,64 @@ def no_duplicate_child_rows(
     )
 
 
-def no_orphan_child_rows(context: AssetCheckExecutionContext, config: Config) -> AssetCheckResult:
-    """Every child row belongs to a conversation in the root table.
+def no_orphan_child_rows(run: CheckRun) -> AssetCheckResult:
+    """Every child row belongs to a record in the root table.
 
     An orphan has no root row, so no partition of its own: the whole dataset is counted.
     """
-    orphans = count_per_child_table(
-        context,
-        config,
+    orphans = run.count_per_child_table(
         "SELECT COUNT(*) FROM {child} c "
-        "WHERE NOT EXISTS (SELECT 1 FROM {root} r WHERE r._dlt_id = c._dlt_root_id)",
+        "WHERE NOT EXISTS (SELECT 1 FROM {root} r WHERE r._dlt_id = c._dlt_root_id)"
     )
     return AssetCheckResult(
         passed=not any(orphans.values()), metadata={"orphan_child_rows_by_table": orphans}
     )
 
 
-#: The checks every partition's run runs after its load, in this order.
+def messages_of_known_conversations(run: CheckRun) -> AssetCheckResult:
+    """Counts the partition's messages whose ``csid`` is not (yet) in ``conversation_export``.
+
+    Not blocking: a message may arrive before its conversation is loaded (a conversation's
+    month is that of its last update, a message's that of its creation), so a count above zero
+    is a warning to look at, not an error.
+    """
+    window = run.partition_window()
+    (messages, unknown) = run.query_one(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE NOT EXISTS "
+        "(SELECT 1 FROM {conversations} c WHERE c.id = m.csid)) "
+        "FROM {table} m WHERE m.{cursor} >= %s AND m.{cursor} < %s",
+        window.start_ms,
+        window.end_ms,
+        if_no_table=(0, -1),
+    )
+    if unknown < 0:  # no conversation_export table yet: every message is of an unknown one
+        unknown = messages
+    return AssetCheckResult(
+        passed=unknown == 0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"messages": int(messages), "messages_of_unknown_conversations": int(unknown)},
+    )
+
+
+#: The blocking checks every partition's run runs after its load, in this order.
 DATA_QUALITY_CHECKS: Sequence[CheckBody] = (
     no_duplicate_ids,
-    no_null_id_or_updated_at,
+    no_null_id_or_cursor,
     loaded_rows_inside_partition_window,
     no_duplicate_child_rows,
     no_orphan_child_rows,
 )
+#: Non-blocking checks of one endpoint's asset.
+ADVISORY_CHECKS: dict[str, Sequence[CheckBody]] = {
+    MESSAGE_EXPORT.name: (messages_of_known_conversations,),
+}
 
 
-def build_checks(config: Config) -> list[AssetChecksDefinition]:
-    """The data-quality checks as Dagster asset checks on the asset's partitions."""
-    partitions = monthly_partitions(config.start_date)
-    return [partitioned_check(body, ASSET_KEY, partitions) for body in DATA_QUALITY_CHECKS]
+def build_checks(config: Config, endpoint: Endpoint) -> list[AssetChecksDefinition]:
+    """The data-quality checks of one endpoint's asset, on its partitions."""
+    checks = [partitioned_check(body, endpoint, config) for body in DATA_QUALITY_CHECKS]
+    checks += [
+        partitioned_check(body, endpoint, config, blocking=False)
+        for body in ADVISORY_CHECKS.get(endpoint.name, ())
+    ]
+    return checks

@@ -1,23 +1,21 @@
-"""HTTP for the exports API: bearer auth, logged retries, and the parse of the answer.
+"""HTTP for the exports API: bearer auth, logged retries, the answer streamed; no tables.
 
 Built from the pieces dlt's own requests helper uses (dlt's ``Session``, its ``retry_if_status``
 condition, tenacity), because that helper neither logs a retry nor lets the configured wait win
-over a shorter ``Retry-After``. The body is never held whole in memory: records are parsed as
-they arrive (``ijson``, for dlt's normalizer), or the answer is written to a temporary file that
-DuckDB parses into Arrow tables (the Arrow path), so memory does not grow with the window.
+over a shorter ``Retry-After``. The body is never held whole in memory: records are handed to
+the streaming JSON parser as they arrive (:meth:`ExportClient.fetch`), or the answer is written
+to a file (:meth:`ExportClient.download`, for the Arrow path's parser), so memory does not grow
+with the window. One client serves any endpoint (:mod:`conversation_assets.dixa.endpoints`).
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import ijson
-import pyarrow as pa
 import requests
 from dlt.sources.helpers.requests.retry import retry_if_status
 from dlt.sources.helpers.requests.session import Session
@@ -25,9 +23,7 @@ from tenacity import RetryCallState, Retrying, retry_any, retry_if_exception_typ
 from tenacity import stop_after_attempt as stop_after_attempts
 
 from conversation_assets.config import Config
-from conversation_assets.dixa.endpoints import ENDPOINT_PATH, RETRY_STATUS_CODES
-from conversation_assets.dixa.parse.arrow import RecordError
-from conversation_assets.dixa.parse.duckdb import read_conversation_tables
+from conversation_assets.dixa.endpoints import RETRY_STATUS_CODES, Endpoint
 from conversation_assets.dixa.parse.records import ChunkReader, NumberOutOfRange, iter_json_records
 from conversation_assets.dixa.windows import Window
 
@@ -89,11 +85,12 @@ def retry_after_seconds(state: RetryCallState) -> float | None:
 
 
 class ExportClient:
-    """Fetches windows of conversations from ``/conversation_export``."""
+    """Fetches windows of records from one export endpoint."""
 
-    def __init__(self, config: Config, logger: Any = None) -> None:
+    def __init__(self, config: Config, endpoint: Endpoint, logger: Any = None) -> None:
         self.config = config
-        self.url = config.base_url + ENDPOINT_PATH
+        self.endpoint = endpoint
+        self.url = config.base_url + endpoint.path
         self.log = logger or log
         self.stats = RequestStats()
         self.session = Session(timeout=config.request_timeout_seconds, raise_for_status=False)
@@ -101,7 +98,7 @@ class ExportClient:
         self.session.headers["Accept"] = "application/json"
 
     def fetch(self, window: Window) -> Iterator[dict[str, Any]]:
-        """Yield every conversation the API returns for ``window``, as it streams in."""
+        """Yield every record the API returns for ``window``, as it streams in."""
         response = self._get_with_retries(window)
         self.stats.windows += 1
         count = 0
@@ -113,36 +110,10 @@ class ExportClient:
         except NumberOutOfRange as error:
             raise DixaApiError(f"Window {window}: {error}", window=window) from None
         except (requests.RequestException, ijson.JSONError, ValueError) as error:
-            raise broken_answer(window, f"{count} conversations", error) from None
+            raise broken_answer(window, f"{count} {self.endpoint.noun}", error) from None
         finally:
             response.close()
-        self._received(window, count)
-
-    def fetch_tables(
-        self, window: Window, rows_per_table: int, spool_dir: Path | None = None
-    ) -> Iterator[pa.Table]:
-        """Every conversation of ``window`` in typed Arrow tables, via a temporary file.
-
-        The file lives in ``spool_dir`` (default: the system's temporary folder, ``TMPDIR``)
-        while the window is read; it needs about the size of the answer (~2.2 KB a
-        conversation).
-        """
-        with tempfile.TemporaryDirectory(prefix="dixa-answer-", dir=spool_dir) as folder:
-            path = Path(folder) / "conversation_export.json"
-            with path.open("wb") as body:
-                self.download(window, body)
-            count = 0
-            try:
-                for table in read_conversation_tables(path, rows_per_table, self.log):
-                    count += table.num_rows
-                    yield table
-            except RecordError:
-                raise
-            except NumberOutOfRange as error:
-                raise DixaApiError(f"Window {window}: {error}", window=window) from None
-            except (ijson.JSONError, ValueError) as error:
-                raise broken_answer(window, f"{count} conversations", error) from None
-        self._received(window, count)
+        self.received(window, count)
 
     def download(self, window: Window, target: BinaryIO) -> None:
         """Write the answer for ``window`` to ``target`` as it arrives."""
@@ -159,9 +130,10 @@ class ExportClient:
         finally:
             response.close()
 
-    def _received(self, window: Window, count: int) -> None:
+    def received(self, window: Window, count: int) -> None:
+        """Count and log the records one window delivered."""
         self.stats.records += count
-        self.log.info(f"Dixa window {window}: {count} conversations")
+        self.log.info(f"Dixa {self.endpoint.path} window {window}: {count} {self.endpoint.noun}")
 
     def _count_bytes(self, size: int) -> None:
         self.stats.bytes += size
@@ -192,7 +164,8 @@ class ExportClient:
 
     def _send(self, window: Window) -> requests.Response:
         self.stats.requests += 1
-        return self.session.get(self.url, params=window.query_params, stream=True)
+        params = self.endpoint.query_params(window)
+        return self.session.get(self.url, params=params, stream=True)
 
     def _before_retry(self, state: RetryCallState, window: Window) -> None:
         self.stats.retries += 1

@@ -1,39 +1,72 @@
-"""The exports API as the seed describes it, in one place.
+"""The export endpoints, as data: one entry per endpoint, no code of their own.
 
-``seed_rest_api_config`` is the seed's dlt REST API configuration, kept as written: the benchmark
-runs it as the naive baseline, and the project's streaming resource uses the same endpoint, auth,
-primary key, write disposition and retry codes. dlt's ``rest_api`` parses a whole answer into
-memory (several times the body's size), which a 31-day window of a busy account cannot afford, so
-the project streams instead (see ``client.py``).
+Both endpoints answer a root JSON array of every record in a window (no pagination), filtered
+by a pair of parameters on their cursor field, at most 31 days a request, and are merged on
+``id``. What differs is only the path, the filter parameters and the records' schema.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from conversation_assets.dixa.schema import PRIMARY_KEY, TABLE_NAME
+from conversation_assets.dixa.schema import CONVERSATIONS, MESSAGES, RecordSchema
+from conversation_assets.dixa.windows import Window
 
-ENDPOINT_PATH = "conversation_export"
+#: Statuses retried (dlt's REST API source's defaults, as the seed has them).
 RETRY_STATUS_CODES: tuple[int, ...] = (429, 500, 502, 503, 504)
-WRITE_DISPOSITION = "merge"
 
 
-def seed_rest_api_config(base_url: str, api_token: str) -> dict[str, Any]:
-    """The seed's ``rest_api_source`` configuration (``data_selector`` as the seed has it)."""
-    return {
-        "client": {
-            "base_url": base_url,
-            "auth": {"type": "bearer", "token": api_token},
-        },
-        "resource_defaults": {"primary_key": PRIMARY_KEY, "write_disposition": WRITE_DISPOSITION},
-        "resources": [
-            {
-                "name": TABLE_NAME,
-                "endpoint": {
-                    "path": f"/{ENDPOINT_PATH}",
-                    "data_selector": "data",
-                    "paginator": {"type": "single_page"},
-                },
-            }
-        ],
-    }
+@dataclass(frozen=True)
+class Endpoint:
+    """One export endpoint: its path, its filter parameters and the schema of its records."""
+
+    path: str
+    after_parameter: str
+    before_parameter: str
+    schema: RecordSchema
+    #: What a record is, for logs and metadata ("conversations", "messages").
+    noun: str
+    #: What the asset holds, for the catalog.
+    description: str
+
+    @property
+    def name(self) -> str:
+        """The dlt resource and root table name."""
+        return self.schema.table
+
+    @property
+    def cursor(self) -> str:
+        return self.schema.cursor
+
+    def query_params(self, window: Window) -> dict[str, int]:
+        """The filter parameters that return ``window`` whatever the API's bound semantics."""
+        after, before = window.filter_bounds
+        return {self.after_parameter: after, self.before_parameter: before}
+
+
+CONVERSATION_EXPORT = Endpoint(
+    path="conversation_export",
+    after_parameter="updated_after",
+    before_parameter="updated_before",
+    schema=CONVERSATIONS,
+    noun="conversations",
+    description=(
+        "Dixa conversations from the exports API, one row per conversation (merged on `id`, "
+        "newest `updated_at` wins). Arrays load into child tables "
+        "`conversation_export__<field>`. Partition = calendar month of `updated_at`."
+    ),
+)
+MESSAGE_EXPORT = Endpoint(
+    path="message_export",
+    after_parameter="created_after",
+    before_parameter="created_before",
+    schema=MESSAGES,
+    noun="messages",
+    description=(
+        "Dixa messages from the exports API, one row per message (merged on `id`; messages do "
+        "not change once written). `csid` is the conversation's `id`. Arrays (`to`, `cc`, "
+        "`bcc`, `attached_files`) load into child tables `message_export__<field>`. "
+        "Partition = calendar month of `created_at`."
+    ),
+)
+ENDPOINTS: dict[str, Endpoint] = {item.name: item for item in (CONVERSATION_EXPORT, MESSAGE_EXPORT)}

@@ -25,7 +25,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, order=True)
 class Window:
-    """A half-open range ``[start_ms, end_ms)`` of ``updated_at``."""
+    """A half-open range ``[start_ms, end_ms)`` of a cursor (``updated_at``, ``created_at``)."""
 
     start_ms: int
     end_ms: int
@@ -35,9 +35,10 @@ class Window:
             raise ValueError(f"empty window: {self.start_ms} >= {self.end_ms}")
 
     @property
-    def query_params(self) -> dict[str, int]:
-        """The filter parameters that return this window whatever the API's bound semantics."""
-        return {"updated_after": self.start_ms - 1, "updated_before": self.end_ms}
+    def filter_bounds(self) -> tuple[int, int]:
+        """The (after, before) filter values that return this window whatever the API's bound
+        semantics (see the module's docstring)."""
+        return self.start_ms - 1, self.end_ms
 
     @property
     def request_span_ms(self) -> int:

@@ -7,7 +7,7 @@ import pytest
 from dagster import DagsterInstance, Definitions, TimeWindow
 
 from conversation_assets.definitions import build_definitions
-from conversation_assets.defs.assets import ASSET_KEY
+from conversation_assets.defs.assets import ASSET_KEY, MESSAGES_ASSET_KEY
 from conversation_assets.defs.checks import DATA_QUALITY_CHECKS
 from conversation_assets.defs.partitions import monthly_partitions, partition_window
 from conversation_assets.dixa.windows import to_ms
@@ -21,7 +21,7 @@ JOB = "dixa_conversation_export_job"
 def test_definitions_load_with_the_asset_checks_and_schedule() -> None:
     Definitions.validate_loadable(build_definitions())
     graph = build_definitions().resolve_asset_graph()
-    assert graph.get_all_asset_keys() == {ASSET_KEY}
+    assert graph.get_all_asset_keys() == {ASSET_KEY, MESSAGES_ASSET_KEY}
     node = graph.get(ASSET_KEY)
     assert node.group_name == "dixa"
     assert {"dlt", "duckdb"} <= set(node.kinds)
@@ -35,7 +35,7 @@ def test_definitions_load_with_the_asset_checks_and_schedule() -> None:
         "no_duplicate_child_rows",
         "no_orphan_child_rows",
     } <= check_names
-    assert build_definitions().resolve_schedule_def("daily_conversation_export")
+    assert build_definitions().resolve_schedule_def("daily_dixa_export")
 
 
 def test_definitions_load_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:

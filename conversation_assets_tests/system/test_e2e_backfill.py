@@ -588,7 +588,7 @@ def test_two_partitions_launched_at_once_take_turns_in_the_pool(deployment: Depl
     assert set(ids) == expected_ids(date(2024, 4, 1), date(2024, 6, 1))
 
 
-SCHEDULE_NAME = "daily_conversation_export"
+SCHEDULE_NAME = "daily_dixa_export"
 MONTHS_2023 = [f"2023-{month:02d}-01" for month in range(1, 13)]
 #: Conversations from October 2022 (late updates reach into January 2023), partitions from
 #: January 2023, and the daily schedule every minute. The daemon is started by the test.

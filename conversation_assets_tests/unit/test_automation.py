@@ -23,6 +23,7 @@ from conversation_assets.defs.automation import (
 from conversation_assets.defs.partitions import monthly_partitions
 
 ASSET = AssetKey(["dixa", "conversation_export"])
+ASSETS = [ASSET, AssetKey(["dixa", "message_export"])]
 CONFIG = Config.from_env({}, require_token=False)
 defs = build_definitions(CONFIG)
 daily_conversation_export = build_schedule(CONFIG)
@@ -66,7 +67,7 @@ def test_the_first_month_has_no_previous_partition() -> None:
 
 
 def test_the_schedule_is_on_by_default() -> None:
-    schedule = defs.resolve_schedule_def("daily_conversation_export")
+    schedule = defs.resolve_schedule_def("daily_dixa_export")
     assert schedule.default_status.value == "RUNNING"
 
 
@@ -96,7 +97,8 @@ def test_the_freshness_sensor_skips_when_the_months_are_fresh() -> None:
     now = datetime.now(tz=UTC)
     with DagsterInstance.ephemeral() as instance:
         for key in due(now):
-            instance.report_runless_asset_event(AssetMaterialization(ASSET, partition=key))
+            for asset in ASSETS:
+                instance.report_runless_asset_event(AssetMaterialization(asset, partition=key))
         assert sensor_requests(instance) == []
         context = build_sensor_context(instance=instance)
         (skip,) = dixa_freshness_sensor(context)
@@ -120,3 +122,12 @@ def test_the_freshness_sensor_launches_nothing_without_a_token() -> None:
 
 def test_the_freshness_sensor_is_on_by_default() -> None:
     assert defs.resolve_sensor_def("dixa_freshness_sensor").default_status.value == "RUNNING"
+
+
+def test_a_month_whose_messages_never_loaded_is_stale() -> None:
+    """The sensor watches every endpoint's asset: fresh conversations are not enough."""
+    now = datetime.now(tz=UTC)
+    with DagsterInstance.ephemeral() as instance:
+        key = due(now)[-1]
+        instance.report_runless_asset_event(AssetMaterialization(ASSET, partition=key))
+        assert stale_partitions(instance, now, timedelta(hours=30), [key]) == [key]

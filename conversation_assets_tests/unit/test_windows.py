@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT
 from conversation_assets.dixa.windows import DAY_MS, Window, format_ms, request_windows, to_ms
 
 JAN_1 = to_ms(date(2024, 1, 1))
@@ -22,7 +23,7 @@ def test_windows_are_consecutive_and_never_span_more_than_the_batch(batch_days: 
     for left, right in itertools.pairwise(windows):
         assert left.end_ms == right.start_ms
     for window in windows:
-        params = window.query_params
+        params = CONVERSATION_EXPORT.query_params(window)
         assert params["updated_before"] - params["updated_after"] <= batch_days * DAY_MS
         assert params["updated_before"] - params["updated_after"] <= 31 * DAY_MS
 
@@ -40,7 +41,8 @@ def test_a_thirty_day_month_is_one_request_at_the_default_batch() -> None:
 
 def test_query_params_reach_one_ms_before_the_window_for_either_bound_semantics() -> None:
     window = Window(JAN_1, JAN_1 + DAY_MS)
-    assert window.query_params == {"updated_after": JAN_1 - 1, "updated_before": JAN_1 + DAY_MS}
+    params = CONVERSATION_EXPORT.query_params(window)
+    assert params == {"updated_after": JAN_1 - 1, "updated_before": JAN_1 + DAY_MS}
 
 
 def test_windows_stop_at_now() -> None:

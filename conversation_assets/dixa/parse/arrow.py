@@ -29,61 +29,18 @@ import pyarrow.compute as pc
 
 from conversation_assets.dixa.schema import (
     ARRAY_FIELDS,
+    BOOLEAN,
+    CONVERSATIONS,
+    DELETED_COLUMN,
+    GRANDCHILD,
     INTEGER_FIELDS,
+    KNOWN_FIELDS,
+    NESTED_SCHEMA,
     RATING_INTEGER_FIELDS,
-    RATING_STRING_FIELDS,
-    STRING_ARRAY_FIELDS,
-    STRING_FIELDS,
+    STRING,
     TABLE_NAME,
+    VALUE_LIST,
 )
-
-STRING = pa.string()
-INTEGER = pa.int64()
-BOOLEAN = pa.bool_()
-
-#: Keys of the objects inside ``ratings``, ``tags_info`` and ``custom_fields``.
-OBJECT_FIELDS: dict[str, pa.StructType] = {
-    "ratings": pa.struct(
-        [(name, STRING) for name in RATING_STRING_FIELDS]
-        + [(name, INTEGER) for name in RATING_INTEGER_FIELDS]
-    ),
-    "tags_info": pa.struct([("id", STRING), ("name", STRING), ("is_deactivated", BOOLEAN)]),
-    "custom_fields": pa.struct(
-        [
-            ("attribute_id", STRING),
-            ("identifier", STRING),
-            ("value", STRING),
-            ("data_type", STRING),
-            ("archived", BOOLEAN),
-        ]
-    ),
-}
-#: ``custom_fields[].value`` may be an array: its items go to a grandchild table.
-VALUE_LIST = "value_list"
-CUSTOM_FIELD_STRUCT = pa.struct([*OBJECT_FIELDS["custom_fields"], (VALUE_LIST, pa.list_(STRING))])
-
-SCALAR_SCHEMA = pa.schema(
-    [(name, INTEGER) for name in INTEGER_FIELDS] + [(name, STRING) for name in STRING_FIELDS]
-)
-NESTED_SCHEMA = pa.schema(
-    [
-        *SCALAR_SCHEMA,
-        *[(name, pa.list_(STRING)) for name in STRING_ARRAY_FIELDS],
-        ("ratings", pa.list_(OBJECT_FIELDS["ratings"])),
-        ("tags_info", pa.list_(OBJECT_FIELDS["tags_info"])),
-        ("custom_fields", pa.list_(CUSTOM_FIELD_STRUCT)),
-    ]
-)
-KNOWN_FIELDS = frozenset(NESTED_SCHEMA.names)
-GRANDCHILD = "custom_fields__value"
-
-ROW_KEY_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("_dlt_root_id", STRING),
-    ("_dlt_parent_id", STRING),
-    ("_dlt_list_idx", INTEGER),
-    ("_dlt_id", STRING),
-)
-DELETED_COLUMN = "_dlt_deleted"
 
 
 class RecordError(ValueError):
@@ -91,7 +48,7 @@ class RecordError(ValueError):
 
 
 def child_table_name(field: str) -> str:
-    return f"{TABLE_NAME}__{field}"
+    return CONVERSATIONS.child_table(field)
 
 
 def records_to_table(records: list[dict[str, Any]]) -> pa.Table:

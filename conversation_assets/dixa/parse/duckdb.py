@@ -27,14 +27,14 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from conversation_assets.dixa.parse.arrow import (
+from conversation_assets.dixa.parse.arrow import records_to_table
+from conversation_assets.dixa.parse.records import ChunkReader, batched, iter_json_records
+from conversation_assets.dixa.schema import (
     CUSTOM_FIELD_STRUCT,
     KNOWN_FIELDS,
     NESTED_SCHEMA,
     VALUE_LIST,
-    records_to_table,
 )
-from conversation_assets.dixa.parse.records import ChunkReader, batched, iter_json_records
 
 log = logging.getLogger(__name__)
 
