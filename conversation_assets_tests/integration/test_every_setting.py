@@ -66,77 +66,99 @@ class Effect:
 
 
 RUN = "under Dagster and without it"
+#: Settings read when the definitions load: they exist only under Dagster.
+DEFINITIONS = "read off the definitions"
 EFFECTS: dict[str, Effect] = {
     "api_token": Effect(
         f"a wrong token fails the run saying HTTP 401 and DIXA_API_TOKEN, never showing the "
         f"token ({RUN}; also as a DixaResource field)",
-        ("test_api_token", "test_a_resource_field_has_the_effect_of_its_variable"),
+        (
+            "test_api_token_that_is_wrong_fails_saying_401_and_never_shows",
+            "test_a_resource_field_has_the_effect_of_its_variable",
+        ),
     ),
     "base_url": Effect(
         f"the requests go to that server ({RUN})",
-        ("test_base_url",),
+        ("test_base_url_is_where_the_requests_go",),
     ),
     "start_date": Effect(
-        f"a mid-month start: the first partition is its month and loads only from that day ({RUN})",
-        ("test_start_date_bounds_what_is_loaded", "test_start_date_is_the_first_partition"),
+        "a mid-month start: the first partition is its month, and it loads only from that day "
+        "(under Dagster; without Dagster see the xfail there)",
+        (
+            "test_start_date_mid_month_loads_only_from_that_day",
+            "test_start_date_month_is_the_first_partition",
+        ),
     ),
     "batch_size_days": Effect(
         f"7 days: a 31-day month is 5 requests, none longer than 7 days ({RUN}; also as a "
         "DixaResource field)",
-        ("test_batch_size_days", "test_a_resource_field_has_the_effect_of_its_variable"),
+        (
+            "test_batch_size_days_of_7_makes_a_31_day_month_5_requests",
+            "test_a_resource_field_has_the_effect_of_its_variable",
+        ),
     ),
     "max_retries": Effect(
         f"two 503s: 1 retry fails after 2 attempts, 2 retries succeed with 2 retries ({RUN})",
-        ("test_max_retries",),
+        ("test_max_retries_against_two_503s",),
     ),
     "retry_backoff_seconds": Effect(
         f"the wait between a 503 and the retry, logged and observed by the server ({RUN})",
-        ("test_retry_backoff_seconds",),
+        ("test_retry_backoff_seconds_is_the_wait_before_a_retry",),
     ),
     "request_timeout_seconds": Effect(
         f"shorter than the server's wait for its first byte: the run fails on a timeout ({RUN})",
-        ("test_request_timeout_seconds",),
+        ("test_request_timeout_seconds_below_the_first_byte_wait_fails_the_run",),
     ),
     "extract_format": Effect(
         f"the extract step writes typed-jsonl (json) or parquet (arrow) ({RUN}; also as a "
         "DixaResource field)",
-        ("test_extract_format", "test_a_resource_field_has_the_effect_of_its_variable"),
+        (
+            "test_extract_format_decides_what_the_extract_step_writes",
+            "test_a_resource_field_has_the_effect_of_its_variable",
+        ),
     ),
     "destination": Effect(
         f"postgres: the run loads into the Postgres server of DESTINATION__POSTGRES__CREDENTIALS "
         f"(here: none listening, so it fails connecting there; no DuckDB file) ({RUN}); real "
         "loads into Postgres: system/test_postgres.py",
-        ("test_destination",),
+        ("test_destination_postgres_loads_into_the_configured_server",),
     ),
     "duckdb_file": Effect(
         f"the rows are in that file ({RUN})",
-        ("test_duckdb_file",),
+        ("test_duckdb_file_holds_the_rows",),
     ),
     "destination_wait_seconds": Effect(
         f"0 with a reader holding the file: the run fails at once naming the variable ({RUN})",
-        ("test_destination_wait_seconds",),
+        ("test_destination_wait_seconds_of_0_fails_at_once_naming_it",),
     ),
     "runs_dir": Effect(
         "dlt's working folder of the run is created inside it (under Dagster; without Dagster "
-        "see the xfail of test_runs_dir)",
-        ("test_runs_dir",),
+        "see the xfail there)",
+        ("test_runs_dir_holds_the_runs_dlt_working_folder",),
     ),
     "progress": Effect(
         f"log: dlt prints its progress (rows per table) during the run; off: it does not ({RUN})",
-        ("test_progress",),
+        ("test_progress_log_prints_dlts_progress",),
     ),
-    "schedule_cron": Effect("the schedule's cron", ("test_schedule_cron",)),
+    "schedule_cron": Effect(
+        f"the schedule's cron ({DEFINITIONS})", ("test_schedule_cron_is_the_schedules_cron",)
+    ),
     "late_update_days": Effect(
-        "which partitions a schedule tick early in a month requests",
-        ("test_late_update_days",),
+        f"which partitions a schedule tick early in a month requests ({DEFINITIONS})",
+        ("test_late_update_days_decide_which_months_an_early_tick_loads",),
     ),
     "freshness_warn_hours": Effect(
-        "the asset's FreshnessPolicy warn window", ("test_freshness_hours",)
+        f"the asset's FreshnessPolicy warn window ({DEFINITIONS})",
+        ("test_freshness_hours_are_the_freshness_policy_windows",),
     ),
     "freshness_fail_hours": Effect(
-        "the asset's FreshnessPolicy fail window", ("test_freshness_hours",)
+        f"the asset's FreshnessPolicy fail window ({DEFINITIONS})",
+        ("test_freshness_hours_are_the_freshness_policy_windows",),
     ),
-    "freshness_sensor": Effect("the freshness sensor's default status", ("test_freshness_sensor",)),
+    "freshness_sensor": Effect(
+        f"the freshness sensor's default status ({DEFINITIONS})",
+        ("test_freshness_sensor_off_leaves_the_sensor_stopped",),
+    ),
 }
 
 
@@ -208,7 +230,9 @@ def succeeded(outcome: Outcome) -> Outcome:
 # -- run-time settings: one partition without Dagster and under Dagster --------------------------
 
 
-def test_api_token(run: TwoWays, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_token_that_is_wrong_fails_saying_401_and_never_shows(
+    run: TwoWays, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DIXA_API_TOKEN", WRONG_TOKEN)
     outcome = run(MARCH)
     assert not outcome.ok
@@ -219,14 +243,16 @@ def test_api_token(run: TwoWays, sandbox: SandboxServer, monkeypatch: pytest.Mon
         assert WRONG_TOKEN not in str(run.instance.get_run_by_id(outcome.run_id))
 
 
-def test_base_url(run: TwoWays, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_base_url_is_where_the_requests_go(
+    run: TwoWays, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with small_sandbox() as other:
         monkeypatch.setenv("DIXA_BASE_URL", other.url)
         succeeded(run(MARCH))
     assert len(exports(other)) == 2 and not exports(sandbox)
 
 
-def test_start_date_bounds_what_is_loaded(
+def test_start_date_mid_month_loads_only_from_that_day(
     run: TwoWays,
     sandbox: SandboxServer,
     env: dict[str, str],
@@ -249,7 +275,7 @@ def test_start_date_bounds_what_is_loaded(
     assert int(exports(sandbox)[0].query["updated_after"]) == to_ms(date(2024, 3, 10)) - 1
 
 
-def test_batch_size_days(
+def test_batch_size_days_of_7_makes_a_31_day_month_5_requests(
     run: TwoWays, sandbox: SandboxServer, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DIXA_BATCH_SIZE_DAYS", "7")
@@ -264,7 +290,7 @@ def test_batch_size_days(
 
 
 @pytest.mark.parametrize(("retries", "ok"), [(1, False), (2, True)])
-def test_max_retries(
+def test_max_retries_against_two_503s(
     run: TwoWays,
     sandbox: SandboxServer,
     monkeypatch: pytest.MonkeyPatch,
@@ -284,7 +310,7 @@ def test_max_retries(
         assert statuses == [503, 503]
 
 
-def test_retry_backoff_seconds(
+def test_retry_backoff_seconds_is_the_wait_before_a_retry(
     run: TwoWays, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DIXA_RETRY_BACKOFF_SECONDS", "0.7")
@@ -296,7 +322,7 @@ def test_retry_backoff_seconds(
     assert second.at - first.at >= 0.7, "the server saw the retry only after the backoff"
 
 
-def test_request_timeout_seconds(
+def test_request_timeout_seconds_below_the_first_byte_wait_fails_the_run(
     run: TwoWays, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DIXA_REQUEST_TIMEOUT_SECONDS", "1")
@@ -309,14 +335,18 @@ def test_request_timeout_seconds(
 
 
 @pytest.mark.parametrize("extract_format", ["json", "arrow"])
-def test_extract_format(run: TwoWays, monkeypatch: pytest.MonkeyPatch, extract_format: str) -> None:
+def test_extract_format_decides_what_the_extract_step_writes(
+    run: TwoWays, monkeypatch: pytest.MonkeyPatch, extract_format: str
+) -> None:
     monkeypatch.setenv("DIXA_EXTRACT_FORMAT", extract_format)
     with observing_pipelines() as spy:
         succeeded(run(MARCH))
     assert spy.formats == {PATH_FORMATS[extract_format]}
 
 
-def test_destination(run: TwoWays, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_destination_postgres_loads_into_the_configured_server(
+    run: TwoWays, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without a Postgres server: the run goes to the one configured and finds none there.
 
     Real loads into Postgres are proven by ``system/test_postgres.py``.
@@ -330,12 +360,13 @@ def test_destination(run: TwoWays, env: dict[str, str], monkeypatch: pytest.Monk
     assert not outcome.ok
     assert f'connection to server at "127.0.0.1", port {port} failed' in outcome.error
     assert not Path(env["DESTINATION__DUCKDB__CREDENTIALS"]).exists()
+    assert "pw-Kx2" not in outcome.everything(), "the password is not shown"
     if run.way == UNDER_DAGSTER:
         node = build_definitions().resolve_asset_graph().get(ASSET_KEY)
         assert "postgres" in node.kinds and "duckdb" not in node.kinds
 
 
-def test_duckdb_file(
+def test_duckdb_file_holds_the_rows(
     run: TwoWays,
     sandbox: SandboxServer,
     env: dict[str, str],
@@ -350,7 +381,7 @@ def test_duckdb_file(
     assert not Path(env["DESTINATION__DUCKDB__CREDENTIALS"]).exists()
 
 
-def test_destination_wait_seconds(
+def test_destination_wait_seconds_of_0_fails_at_once_naming_it(
     run: TwoWays, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = Path(env["DESTINATION__DUCKDB__CREDENTIALS"])
@@ -364,7 +395,7 @@ def test_destination_wait_seconds(
     assert outcome.seconds < 120, "promptly: the default would wait 600 s"
 
 
-def test_runs_dir(
+def test_runs_dir_holds_the_runs_dlt_working_folder(
     run: TwoWays,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -391,7 +422,6 @@ def test_runs_dir(
             assert load.main(["--start", "2024-03-01", "--end", "2024-04-01"]) == 0
         else:
             outcome = succeeded(run(MARCH))
-            assert spy.working_dirs
             run_dir = runs_dir / outcome.run_id
             assert not run_dir.exists(), "removed after a successful run"
     assert spy.working_dirs and all(spy.working_dirs.values()), "made during the run"
@@ -399,7 +429,7 @@ def test_runs_dir(
 
 
 @pytest.mark.parametrize("progress", ["off", "log"])
-def test_progress(
+def test_progress_log_prints_dlts_progress(
     run: TwoWays,
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
@@ -510,14 +540,14 @@ def definitions_of(**variables: str) -> Definitions:
     return build_definitions(Config.from_env(variables, require_token=False))
 
 
-def test_start_date_is_the_first_partition() -> None:
+def test_start_date_month_is_the_first_partition() -> None:
     graph = definitions_of(DIXA_START_DATE="2024-03-10").resolve_asset_graph()
     assert graph.get(ASSET_KEY).partitions_def.get_first_partition_key() == "2024-03-01"
     default = definitions_of().resolve_asset_graph()
     assert default.get(ASSET_KEY).partitions_def.get_first_partition_key() == "2024-01-01"
 
 
-def test_schedule_cron() -> None:
+def test_schedule_cron_is_the_schedules_cron() -> None:
     schedule = definitions_of(DIXA_SCHEDULE_CRON="17 5 * * 2").resolve_schedule_def(
         "daily_conversation_export"
     )
@@ -527,7 +557,9 @@ def test_schedule_cron() -> None:
 @pytest.mark.parametrize(
     ("days", "keys"), [("3", ["2024-06-01"]), ("10", ["2024-05-01", "2024-06-01"])]
 )
-def test_late_update_days(days: str, keys: list[str]) -> None:
+def test_late_update_days_decide_which_months_an_early_tick_loads(
+    days: str, keys: list[str]
+) -> None:
     schedule = definitions_of(DIXA_LATE_UPDATE_DAYS=days).resolve_schedule_def(
         "daily_conversation_export"
     )
@@ -538,7 +570,7 @@ def test_late_update_days(days: str, keys: list[str]) -> None:
     assert [r.partition_key for r in requests] == keys
 
 
-def test_freshness_hours() -> None:
+def test_freshness_hours_are_the_freshness_policy_windows() -> None:
     defs = definitions_of(DIXA_FRESHNESS_WARN_HOURS="5", DIXA_FRESHNESS_FAIL_HOURS="7.5")
     policy = defs.resolve_asset_graph().get(ASSET_KEY).freshness_policy
     assert policy.warn_window.to_timedelta() == timedelta(hours=5)
@@ -548,6 +580,8 @@ def test_freshness_hours() -> None:
 @pytest.mark.parametrize(
     ("value", "status"), [("on", DefaultSensorStatus.RUNNING), ("off", DefaultSensorStatus.STOPPED)]
 )
-def test_freshness_sensor(value: str, status: DefaultSensorStatus) -> None:
+def test_freshness_sensor_off_leaves_the_sensor_stopped(
+    value: str, status: DefaultSensorStatus
+) -> None:
     sensor = definitions_of(DIXA_FRESHNESS_SENSOR=value).resolve_sensor_def("dixa_freshness_sensor")
     assert sensor.default_status == status
