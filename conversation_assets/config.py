@@ -267,7 +267,7 @@ class Config:
     progress: str = setting(
         "DIXA_PROGRESS",
         "off",
-        "`log` makes dlt log its progress (rows, memory) during a run",
+        "`log` makes dlt log its progress (rows per table) during a run",
         choice("off", "log"),
     )
     # Keeping it current (read when the definitions load)

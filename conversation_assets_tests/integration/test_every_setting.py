@@ -83,7 +83,7 @@ EFFECTS: dict[str, Effect] = {
     ),
     "start_date": Effect(
         "a mid-month start: the first partition is its month, and it loads only from that day "
-        "(under Dagster; without Dagster see the xfail there)",
+        "(under Dagster and without it)",
         (
             "test_start_date_mid_month_loads_only_from_that_day",
             "test_start_date_month_is_the_first_partition",
@@ -132,8 +132,8 @@ EFFECTS: dict[str, Effect] = {
         ("test_destination_wait_seconds_of_0_fails_at_once_naming_it",),
     ),
     "runs_dir": Effect(
-        "dlt's working folder of the run is created inside it (under Dagster; without Dagster "
-        "see the xfail there)",
+        "dlt's working folder of the run is created inside it (under Dagster and by the load "
+        "command)",
         ("test_runs_dir_holds_the_runs_dlt_working_folder",),
     ),
     "progress": Effect(
@@ -259,15 +259,6 @@ def test_start_date_mid_month_loads_only_from_that_day(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
-    if run.way == WITHOUT_DAGSTER:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="load.load_window loads the window it is given: DIXA_START_DATE does not "
-                "bound it (only the Dagster partition's window is cut at the start date)",
-            )
-        )
     monkeypatch.setenv("DIXA_START_DATE", "2024-03-10")
     succeeded(run(MARCH))
     database = env["DESTINATION__DUCKDB__CREDENTIALS"]
@@ -411,14 +402,6 @@ def test_runs_dir_holds_the_runs_dlt_working_folder(
     monkeypatch.setenv("DIXA_DLT_RUNS_DIR", str(runs_dir))
     with observing_pipelines() as spy:
         if run.way == WITHOUT_DAGSTER:
-            request.applymarker(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="python -m conversation_assets.load makes its dlt working folder in "
-                    "the system's temporary folder, not in DIXA_DLT_RUNS_DIR (load_window takes "
-                    "the folder from its caller)",
-                )
-            )
             assert load.main(["--start", "2024-03-01", "--end", "2024-04-01"]) == 0
         else:
             outcome = succeeded(run(MARCH))
@@ -549,7 +532,7 @@ def test_start_date_month_is_the_first_partition() -> None:
 
 def test_schedule_cron_is_the_schedules_cron() -> None:
     schedule = definitions_of(DIXA_SCHEDULE_CRON="17 5 * * 2").resolve_schedule_def(
-        "daily_conversation_export"
+        "daily_dixa_export"
     )
     assert schedule.cron_schedule == "17 5 * * 2"
 
@@ -561,7 +544,7 @@ def test_late_update_days_decide_which_months_an_early_tick_loads(
     days: str, keys: list[str]
 ) -> None:
     schedule = definitions_of(DIXA_LATE_UPDATE_DAYS=days).resolve_schedule_def(
-        "daily_conversation_export"
+        "daily_dixa_export"
     )
     moment = datetime(2024, 6, 5, 1, tzinfo=UTC)
     with DagsterInstance.ephemeral() as instance:

@@ -26,10 +26,12 @@ from dlt.pipeline import trace as dlt_trace
 from conversation_assets import load
 from conversation_assets.config import Config
 from conversation_assets.definitions import build_definitions
-from conversation_assets.defs.automation import JOB_NAME
+from conversation_assets.defs.automation import job_name
+from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT
 from conversation_assets.dixa.windows import Window, to_ms
 from conversation_assets_tests.support.oracle_scenarios import ExtractFormats
 
+JOB_NAME = job_name(CONVERSATION_EXPORT)
 WITHOUT_DAGSTER = "without Dagster"
 UNDER_DAGSTER = "under Dagster"
 WAYS = (WITHOUT_DAGSTER, UNDER_DAGSTER)
