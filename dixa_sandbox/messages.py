@@ -136,7 +136,8 @@ def build_message(
     files = [pools.files[pick % len(pools.files)]] if pick % 5 == 0 else []
     if channel in ("email", "contact_form"):
         record["from"] = author.email or "noreply@example.com"
-        record["to"] = [other.email or "support@example.com"]
+        form = channel == "contact_form" and direction == "inbound"  # a web form: no recipient
+        record["to"] = [] if form else [other.email or "support@example.com"]
         record["cc"] = [("cc." + (customer.email or "team@example.com"))] if pick % 7 == 0 else []
         record["bcc"] = None if pick % 3 == 0 else []
         record["attached_files"] = files if pick % 11 else None
