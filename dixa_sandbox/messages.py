@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from dixa_sandbox.pools import Record
 
+#: Part of the message answers' cache key: bump it whenever the generated messages change.
+MESSAGE_GENERATOR_VERSION = 1
 TEXT_BITS = 12  # 4096 texts
 AUTOMATED_SHARE_BITS = 3  # 1 in 8 outbound messages is automated
 ID_BITS = 60  # the random part of a message id

@@ -147,6 +147,12 @@ class ScriptedData:
                 if _in_range(record, endpoint.cursor, after_ms, min(before_ms - 1, now_ms))
             }
 
+    def expected_count(
+        self, endpoint: Endpoint | str, after_ms: int, before_ms: int, now_ms: int
+    ) -> int:
+        """How many distinct ids ``endpoint`` has in ``[after_ms, before_ms)``, as of now."""
+        return len(self.expected_keys(endpoint, after_ms, before_ms, now_ms))
+
     def apply(self, record: Record, endpoint: Endpoint | str = CONVERSATIONS) -> None:
         """``record`` replaces every record of its id in ``endpoint``'s list now (or is added)."""
         with self._lock:

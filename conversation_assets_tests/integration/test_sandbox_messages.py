@@ -232,6 +232,10 @@ def test_windows_served_match_expected_half_open_ids(server: SandboxServer, boun
 
 def test_adjacent_half_open_windows_cover_a_month_exactly_once() -> None:
     whole = DATA.expected_message_ids(JAN_1, FEB_1, NOW)
+    assert DATA.expected_count("message_export", JAN_1, FEB_1, NOW) == len(whole)
+    assert DATA.expected_count(CONVERSATIONS, JAN_1, FEB_1, NOW) == len(
+        DATA.expected_ids(JAN_1, FEB_1, NOW)
+    )
     parts = [DATA.expected_message_ids(a, a + DAY_MS, NOW) for a in range(JAN_1, FEB_1, DAY_MS)]
     assert sum(len(part) for part in parts) == len(whole)
     assert set().union(*parts) == whole
@@ -551,6 +555,7 @@ def test_scripted_messages_are_served_on_created_at_in_order_duplicates_included
         assert server.requests[0].served == [("b", T + 5), ("a", T + 7), ("b", T + 9)]
         assert server.requests[1].served == [(1, T + 8)]
     assert data.expected_message_ids(T, T + 20, NOW) == {"a", "b"}
+    assert data.expected_count(MESSAGES, T, T + 21, NOW) == 3
     assert data.messages == messages and data.records == conversations
     assert (data.answers_of("message_export"), data.answers_of(CONVERSATIONS)) == (1, 1)
 
