@@ -24,6 +24,15 @@ def parse_now(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def parse_range(text: str) -> tuple[int, int]:
+    """``--messages-per-conversation``: ``N`` or ``LOW-HIGH`` (inclusive)."""
+    low, _, high = text.partition("-")
+    try:
+        return int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or LOW-HIGH, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dixa_sandbox", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -43,6 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="repeat every array of a record N times (child rows per conversation: ~8.7 x N)",
+    )
+    parser.add_argument(
+        "--messages-per-conversation",
+        type=parse_range,
+        default=(3, 15),
+        metavar="LOW-HIGH",
+        help="messages a conversation has, drawn per conversation (default 3-15; or one N)",
+    )
+    parser.add_argument(
+        "--message-text-scale",
+        type=float,
+        default=1.0,
+        help="multiply every message text's length (1.0: messages of about 1 KB on average)",
     )
     parser.add_argument("--cache-dir", type=Path, help="keep answers as files and replay them")
     parser.add_argument(
@@ -81,12 +103,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("a token is required: --token or DIXA_API_TOKEN")
-    data = SandboxData(
-        per_day=args.per_day,
-        data_start=args.data_start,
-        seed=args.seed,
-        array_repeat=args.array_repeat,
-    )
+    try:
+        data = SandboxData(
+            per_day=args.per_day,
+            data_start=args.data_start,
+            seed=args.seed,
+            array_repeat=args.array_repeat,
+            messages_per_conversation=args.messages_per_conversation,
+            message_text_scale=args.message_text_scale,
+        )
+    except ValueError as error:
+        parser.error(str(error))
     latency = Latency(args.first_byte_seconds, args.bandwidth_mb * 1_000_000, args.rate_limit)
     server = SandboxServer(
         args.token,

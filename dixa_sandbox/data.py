@@ -12,6 +12,15 @@ of the server clock ``now``; a conversation whose first version lies after ``now
 Boundary hits, on every day: index 0 is created and updated exactly at midnight UTC, index 1 is
 updated exactly at the next midnight minus 1 ms. Neither gets a second version, and no other
 timestamp of the plan ever sits on a midnight or 1 ms before one.
+
+Messages (``iter_messages``): each conversation has ``messages_per_conversation`` messages (a
+range, drawn per conversation), a pure function of ``(seed, conversation id)``. The first
+version's messages span its ``created_at`` to ``updated_at`` (the first message at
+``created_at``, the last at ``updated_at``: index 0's all sit on midnight, index 1's last on
+midnight - 1 ms); a second version adds 1-3 messages in the 6 hours up to its ``updated_at``.
+A message never changes; it exists once the conversation version it belongs to exists (at most
+6 hours after its ``created_at``, never after ``now``), so that every message's ``csid`` is a
+conversation the API serves and its ``created_at`` lies inside that conversation's span.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import date
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from conversation_assets.dixa.schema import (
     INTEGER_FIELDS,
@@ -28,10 +37,22 @@ from conversation_assets.dixa.schema import (
     STRING_ARRAY_FIELDS,
     STRING_FIELDS,
 )
+from dixa_sandbox.endpoints import CONVERSATIONS, MESSAGES, Endpoint, endpoint_named
+from dixa_sandbox.messages import (
+    CONTENT_BITS,
+    ID_BITS,
+    MAX_MESSAGES,
+    MESSAGE_GENERATOR_VERSION,
+    MessagePools,
+    Party,
+    build_message,
+    message_id,
+)
 from dixa_sandbox.pools import (
     BODY_BITS,
     FOLLOW_UP_TAG,
     NO_AGENT,
+    Body,
     Pools,
     Record,
     copy_field,
@@ -50,6 +71,7 @@ MAX_UPDATE_LAG_MS = DAY_MS + FIRST_UPDATE_MAX_MS + SECOND_UPDATE_MAX_MS
 GENERATOR_VERSION = 1
 
 _EPOCH = date(1970, 1, 1)
+_SIDES = ("inbound", "outbound")
 _Y2K_DAY = (date(2000, 1, 1) - _EPOCH).days
 _KEY_BITS = 80
 
@@ -65,8 +87,19 @@ class _Plan(NamedTuple):
     key: int  # _KEY_BITS random bits, sliced to pick the record's content
 
 
+class _Message(NamedTuple):
+    """One message as planned: enough for its id, the content is built only when served."""
+
+    plan: _Plan
+    seq: int
+    created_at: int
+    bits: int  # ID_BITS + CONTENT_BITS random bits
+    version_at: int  # updated_at of the conversation version it belongs to: it exists from then
+
+
 class SandboxData:
-    """Synthetic conversations: ``per_day`` per UTC day from ``data_start`` on, fixed by ``seed``.
+    """Synthetic conversations: ``per_day`` per UTC day from ``data_start`` on, fixed by ``seed``;
+    and their messages.
 
     Every record is built afresh (nothing is shared with the pools): callers may modify it.
     """
@@ -77,6 +110,8 @@ class SandboxData:
         data_start: date = date(2023, 1, 1),
         seed: int = 7,
         array_repeat: int = 1,
+        messages_per_conversation: tuple[int, int] = (3, 15),
+        message_text_scale: float = 1.0,
     ):
         if not 0 <= per_day < 1_000_000:
             raise ValueError("per_day must be between 0 and 999999")
@@ -90,8 +125,21 @@ class SandboxData:
         #: Every array of a record repeated this many times: more child rows per conversation
         #: (about 8.7 at 1, 26 at 3) for benchmarks; ids and timestamps do not change.
         self.array_repeat = array_repeat
+        low, high = messages_per_conversation
+        if not 1 <= low <= high <= MAX_MESSAGES:
+            raise ValueError(
+                f"messages_per_conversation must be a range (low, high), 1 <= low <= high <= "
+                f"{MAX_MESSAGES}"
+            )
+        if not 0 < message_text_scale <= 100:
+            raise ValueError("message_text_scale must be above 0 and at most 100")
+        #: Messages a conversation has, drawn per conversation from this inclusive range.
+        self.messages_per_conversation = (low, high)
+        #: Every message text's length multiplied by this (1.0: records of about 1 KB).
+        self.message_text_scale = message_text_scale
         self._first_day = (data_start - _EPOCH).days
         self._pools = Pools(seed)
+        self._message_pools: MessagePools | None = None  # built on the first message asked
 
     # -- public helpers -------------------------------------------------------------------
 
@@ -118,6 +166,84 @@ class SandboxData:
     def expected_ids(self, after_ms: int, before_ms: int, now_ms: int) -> set[int]:
         """Ids whose current version has ``after_ms <= updated_at < before_ms`` (half-open)."""
         return {self._id(plan) for plan, _ in self._select(after_ms, before_ms - 1, now_ms)}
+
+    def iter_messages(
+        self, after_ms: int, before_ms: int, now_ms: int, inclusive: bool
+    ) -> Iterator[Record]:
+        """Messages created inside the window that exist as of ``now_ms``, in a stable order.
+
+        ``inclusive``: ``after <= created_at <= before``; otherwise ``after < created_at < before``.
+        """
+        low, high = (after_ms, before_ms) if inclusive else (after_ms + 1, before_ms - 1)
+        pools = self._messages_pools()
+        for plan, messages in self._select_messages(low, high, now_ms):
+            body, requester, agent = self._parties(plan)
+            channel, direction = body.fields["initial_channel"], body.fields["direction"]
+            anonymized = body.anonymized
+            customer = Party(
+                None if anonymized else requester["requester_name"],
+                None if anonymized else requester["requester_email"],
+                requester["requester_phone_number"],
+            )
+            staff = Party(
+                agent["assignee_name"], agent["assignee_email"], agent["assignee_phone_number"]
+            )
+            csid = self._id(plan)
+            for message in messages:
+                # The first message goes the conversation's way; then either side, at random.
+                side = direction if not message.seq else _SIDES[(message.bits >> 44) & 1]
+                yield build_message(
+                    pools, csid, message.seq, message.created_at, message.bits, channel, side,
+                    customer, staff,
+                )  # fmt: skip
+
+    def expected_message_ids(self, after_ms: int, before_ms: int, now_ms: int) -> set[str]:
+        """Ids of the messages with ``after_ms <= created_at < before_ms`` (half-open) as of now."""
+        prefix = self._messages_pools().id_prefix
+        return {
+            message_id(prefix, message.bits, message.seq, self._id(plan))
+            for plan, messages in self._select_messages(after_ms, before_ms - 1, now_ms)
+            for message in messages
+        }
+
+    def iter_records(
+        self,
+        endpoint: Endpoint | str,
+        after_ms: int,
+        before_ms: int,
+        now_ms: int,
+        inclusive: bool,
+    ) -> Iterator[Record]:
+        """The records ``endpoint`` serves for the window (its ``cursor`` inside the bounds)."""
+        if endpoint_named(endpoint) == MESSAGES:
+            return self.iter_messages(after_ms, before_ms, now_ms, inclusive)
+        return self.iter_conversations(after_ms, before_ms, now_ms, inclusive)
+
+    def expected_keys(
+        self, endpoint: Endpoint | str, after_ms: int, before_ms: int, now_ms: int
+    ) -> set[Any]:
+        """The ids ``endpoint`` has in the half-open window ``[after_ms, before_ms)``."""
+        if endpoint_named(endpoint) == MESSAGES:
+            return self.expected_message_ids(after_ms, before_ms, now_ms)
+        return self.expected_ids(after_ms, before_ms, now_ms)
+
+    def expected_count(
+        self, endpoint: Endpoint | str, after_ms: int, before_ms: int, now_ms: int
+    ) -> int:
+        """How many records ``endpoint`` has in ``[after_ms, before_ms)``, without keeping ids
+        (a benchmark month of a million messages)."""
+        if endpoint_named(endpoint) == MESSAGES:
+            selected = self._select_messages(after_ms, before_ms - 1, now_ms)
+            return sum(len(messages) for _, messages in selected)
+        return sum(1 for _ in self._select(after_ms, before_ms - 1, now_ms))
+
+    def cache_key(self, endpoint: Endpoint | str) -> list[Any]:
+        """What the generated bytes of ``endpoint`` depend on, besides the window and clock."""
+        key = [self.per_day, self.data_start.isoformat(), self.seed, self.array_repeat]
+        if endpoint_named(endpoint) == CONVERSATIONS:
+            return key  # as before messages existed: cached conversation answers stay valid
+        knobs = [*self.messages_per_conversation, self.message_text_scale]
+        return [*key, MESSAGES.name, MESSAGE_GENERATOR_VERSION, *knobs]
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -161,7 +287,66 @@ class SandboxData:
             plans.append(_Plan(day, index, created, updated, second, key))
         return plans
 
+    def _select_messages(
+        self, low: int, high: int, now_ms: int
+    ) -> Iterator[tuple[_Plan, list[_Message]]]:
+        """Per conversation, its messages with ``created_at`` in ``[low, high]`` that exist as
+        of ``now_ms`` (conversations with none are left out)."""
+        high = min(high, now_ms)
+        first = max(self._first_day, (low - MAX_UPDATE_LAG_MS) // DAY_MS)
+        for day in range(first, high // DAY_MS + 1):
+            # A first version's messages end by its updated_at, at most this long after midnight.
+            only_second = day * DAY_MS + DAY_MS + FIRST_UPDATE_MAX_MS < low
+            for plan in self._plan(day):
+                if plan.updated_at > now_ms or plan.created_at > high:
+                    continue
+                first_in = not only_second and plan.updated_at >= low
+                second = plan.second_updated_at
+                second_in = (
+                    0 < second <= now_ms and second >= low and second - FIRST_UPDATE_MAX_MS <= high
+                )
+                if first_in or second_in:
+                    messages = [
+                        message
+                        for message in self._messages_of(plan)
+                        if low <= message.created_at <= high and message.version_at <= now_ms
+                    ]
+                    if messages:
+                        yield plan, messages
+
+    def _messages_of(self, plan: _Plan) -> list[_Message]:
+        """Every message of ``plan``'s conversation, drawn from one RNG seeded by its id."""
+        csid = self._id(plan)
+        rng = random.Random(f"sandbox-messages:{self.seed}:{csid}")
+        low, high = self.messages_per_conversation
+        count = rng.randint(low, high)
+        later = min(rng.randint(1, 3), count - 1) if plan.second_updated_at else 0
+        created, updated = plan.created_at, plan.updated_at
+        times = [(at, updated) for at in _spread(rng, created, updated, count - later)]
+        if later:
+            second = plan.second_updated_at
+            start = _forward_off_edge(max(updated + 1, second - FIRST_UPDATE_MAX_MS))
+            times += [(at, second) for at in _spread(rng, start, second, later)]
+        bits = ID_BITS + CONTENT_BITS
+        return [
+            _Message(plan, seq, at, rng.getrandbits(bits), version_at)
+            for seq, (at, version_at) in enumerate(times)
+        ]
+
     # -- records ----------------------------------------------------------------------------
+
+    def _parties(self, plan: _Plan) -> tuple[Body, Record, Record]:
+        """The conversation's body, requester and agent (``NO_AGENT`` when unassigned)."""
+        key, pools = plan.key, self._pools  # key: sliced into independent picks, see _bits
+        body = pools.bodies[_bits(key, 0, BODY_BITS)]
+        requester = pools.requesters[_bits(key, 10, 11) % len(pools.requesters)]
+        agent = pools.agents[_bits(key, 21, 6) % len(pools.agents)] if body.assigned else NO_AGENT
+        return body, requester, agent
+
+    def _messages_pools(self) -> MessagePools:
+        if self._message_pools is None:
+            self._message_pools = MessagePools(self.seed, self.message_text_scale)
+        return self._message_pools
 
     def _id(self, plan: _Plan) -> int:
         return (plan.day - _Y2K_DAY) * 1_000_000 + plan.index + 1
@@ -169,9 +354,7 @@ class SandboxData:
     def _record(self, plan: _Plan, second: bool) -> Record:
         """The record of ``plan``'s first version, or of its second when ``second``."""
         key, pools = plan.key, self._pools  # key: sliced into independent picks, see _bits
-        body = pools.bodies[_bits(key, 0, BODY_BITS)]
-        requester = pools.requesters[_bits(key, 10, 11) % len(pools.requesters)]
-        agent = pools.agents[_bits(key, 21, 6) % len(pools.agents)] if body.assigned else NO_AGENT
+        body, requester, agent = self._parties(plan)
         created = plan.created_at
         updated = plan.second_updated_at if second else plan.updated_at
         span = plan.updated_at - created  # the first version's timestamps all sit in this span
@@ -261,6 +444,24 @@ def _repeat_arrays(record: Record, times: int) -> None:
                 for _ in range(times)
                 for item in value
             ]
+
+
+def _spread(rng: random.Random, start: int, end: int, count: int) -> list[int]:
+    """``count`` sorted times from ``start`` to ``end``: the first at ``start``, the last at
+    ``end`` (when ``count`` > 1), the others random between, off the day edges."""
+    if count == 1:
+        return [start]
+    span = end - start
+    inner = sorted(start + rng.randrange(span + 1) for _ in range(count - 2))
+    if span:  # start and end are off the edges (or are boundary hits): nudging stays inside
+        inner = [_off_edge(at) if start < at < end else at for at in inner]
+    return [start, *inner, end]
+
+
+def _forward_off_edge(ms: int) -> int:
+    """``ms``, or the first instant after it that is off midnight and midnight - 1 ms."""
+    position = ms % DAY_MS
+    return ms + 2 if position == DAY_MS - 1 else ms + 1 if position == 0 else ms
 
 
 def _off_edge(ms: int) -> int:

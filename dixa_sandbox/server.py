@@ -1,7 +1,10 @@
-"""The sandbox HTTP server: ``GET /v1/conversation_export`` as Dixa's exports API answers it.
+"""The sandbox HTTP server: the export endpoints as Dixa's exports API answers them.
 
+- ``GET /v1/conversation_export`` (filter pair ``updated_after`` / ``updated_before``) and
+  ``GET /v1/message_export`` (``created_after`` / ``created_before``): one code path, the
+  endpoint is data (``endpoints.py``).
 - ``Authorization: Bearer <token>`` is required (401 otherwise); ``GET /v1/health`` is open.
-- ``updated_after`` and ``updated_before`` are required, each milliseconds since the epoch or
+- The endpoint's filter pair is required, each bound milliseconds since the epoch or
   ``yyyy-MM-dd`` (UTC midnight); a span of more than 31 days is refused with 400.
 - The answer is one JSON array at the root, streamed with chunked transfer encoding.
 - Whether the bounds are exclusive or inclusive is undocumented, so it is a setting (``bounds``).
@@ -37,10 +40,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from dixa_sandbox import faults
 from dixa_sandbox.data import DAY_MS, GENERATOR_VERSION, Record, SandboxData
+from dixa_sandbox.endpoints import BY_PATH, CONVERSATIONS, ENDPOINTS, Endpoint, endpoint_named
 from dixa_sandbox.faults import Fault
 from dixa_sandbox.scripted import ScriptedData
 
-EXPORT_PATH = "/v1/conversation_export"
 HEALTH_PATH = "/v1/health"
 MAX_SPAN_MS = 31 * DAY_MS
 BATCH_BYTES = 256 * 1024
@@ -50,6 +53,7 @@ _MS = re.compile(r"[0-9]{1,15}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+_FILTER_PARAMETERS = tuple(name for e in ENDPOINTS for name in (e.after, e.before))
 
 
 @dataclass
@@ -62,7 +66,8 @@ class RequestRecord:
     headers: dict[str, str]
     status: int = 0
     at: float = field(default_factory=time.monotonic)
-    #: ``(id, updated_at)`` of each record served, in order (only with ``record_served``).
+    #: ``(id, cursor)`` of each record served, in order (only with ``record_served``); the
+    #: cursor is the endpoint's: ``updated_at`` for conversations, ``created_at`` for messages.
     served: list[tuple[Any, Any]] = field(default_factory=list)
 
 
@@ -84,15 +89,16 @@ def parse_instant(name: str, query: dict[str, str]) -> int:
     raise BadRequest(f"Invalid parameter {name}: {expected}")
 
 
-def parse_window(query: dict[str, str]) -> tuple[int, int]:
-    """``(updated_after, updated_before)`` in ms, validated as the API does."""
-    after = parse_instant("updated_after", query)
-    before = parse_instant("updated_before", query)
+def parse_window(query: dict[str, str], endpoint: Endpoint = CONVERSATIONS) -> tuple[int, int]:
+    """The endpoint's filter pair (e.g. ``updated_after``, ``updated_before``) in ms, validated
+    as the API does."""
+    after = parse_instant(endpoint.after, query)
+    before = parse_instant(endpoint.before, query)
     if after >= before:
-        raise BadRequest("updated_after must be before updated_before")
+        raise BadRequest(f"{endpoint.after} must be before {endpoint.before}")
     if before - after > MAX_SPAN_MS:
         raise BadRequest(
-            "The interval between updated_after and updated_before cannot exceed 31 days"
+            f"The interval between {endpoint.after} and {endpoint.before} cannot exceed 31 days"
         )
     return after, before
 
@@ -195,9 +201,12 @@ class SandboxServer:
         self.latency = latency or Latency()
         self.rate_limiter = RateLimiter(self.latency.requests_per_minute)
         self.requests: list[RequestRecord] = []
-        self.extra_records: list[Record] = []
+        #: Records appended to every answer of an endpoint, by endpoint name.
+        self.extras: dict[str, list[Record]] = {endpoint.name: [] for endpoint in ENDPOINTS}
+        #: The conversations' extra records (``extras["conversation_export"]``).
+        self.extra_records: list[Record] = self.extras[CONVERSATIONS.name]
         self._port = port
-        self._faults: deque[list[Any]] = deque()  # [fault, uses left]
+        self._faults: deque[list[Any]] = deque()  # [fault, uses left, endpoint name or None]
         self._lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -247,10 +256,15 @@ class SandboxServer:
 
     # -- test controls --------------------------------------------------------------------
 
-    def inject(self, *injected: Fault) -> None:
-        """Queue faults; each export request consumes the head of the queue."""
+    def inject(self, *injected: Fault, endpoint: Endpoint | str | None = None) -> None:
+        """Queue faults; each export request consumes the first one queued for it.
+
+        ``endpoint`` (an :class:`Endpoint` or its name): only that endpoint's requests consume
+        these faults; ``None``: any export request does.
+        """
+        name = None if endpoint is None else endpoint_named(endpoint).name
         with self._lock:
-            self._faults.extend([fault, fault.times] for fault in injected)
+            self._faults.extend([fault, fault.times, name] for fault in injected)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -261,17 +275,18 @@ class SandboxServer:
         with self._lock:
             self.requests.clear()
             self._faults.clear()
-            self.extra_records.clear()
+            for extra in self.extras.values():
+                extra.clear()
 
-    def _next_fault(self) -> Fault | None:
+    def _next_fault(self, endpoint: Endpoint) -> Fault | None:
         with self._lock:
-            if not self._faults:
-                return None
-            head = self._faults[0]
-            head[1] -= 1
-            if head[1] == 0:
-                self._faults.popleft()
-            return head[0]
+            for queued in self._faults:
+                if queued[2] in (None, endpoint.name):
+                    queued[1] -= 1
+                    if queued[1] == 0:
+                        self._faults.remove(queued)
+                    return queued[0]
+            return None
 
     def _record(self, request: RequestRecord) -> None:
         with self._lock:
@@ -282,31 +297,35 @@ class SandboxServer:
 
     # -- answers ----------------------------------------------------------------------------
 
-    def _body(self, after: int, before: int, request: RequestRecord) -> Iterator[bytes]:
+    def _body(
+        self, endpoint: Endpoint, after: int, before: int, request: RequestRecord
+    ) -> Iterator[bytes]:
         """The export answer's bytes: from the cache file when there is one."""
         now, inclusive = self._now(), self.bounds == "inclusive"
-        extra = list(self.extra_records)
+        extra = list(self.extras[endpoint.name])
 
         def generate() -> Iterator[bytes]:
-            records = chain(self.data.iter_conversations(after, before, now, inclusive), extra)
+            found = self.data.iter_records(endpoint, after, before, now, inclusive)
+            records: Iterable[Record] = chain(found, extra)
             if self.record_served:
-                records = _noting(records, request.served)
+                records = _noting(records, endpoint, request.served)
             return json_array(records)
 
         if self.cache_dir is None:
             return generate()
         data = self.data
         assert isinstance(data, SandboxData)
-        key = [GENERATOR_VERSION, after, before, now, self.bounds, extra]
-        key += [data.per_day, data.data_start.isoformat(), data.seed, data.array_repeat]
+        key = [GENERATOR_VERSION, after, before, now, self.bounds, extra, *data.cache_key(endpoint)]
         name = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:32]
         return _cached(self.cache_dir / f"{name}.json", generate)
 
 
-def _noting(records: Iterable[Record], served: list[tuple[Any, Any]]) -> Iterator[Record]:
-    """``records``, noting each one's ``(id, updated_at)`` in ``served`` as it is sent."""
+def _noting(
+    records: Iterable[Record], endpoint: Endpoint, served: list[tuple[Any, Any]]
+) -> Iterator[Record]:
+    """``records``, noting each one's ``(id, cursor)`` in ``served`` as it is sent."""
     for record in records:
-        served.append((record.get("id"), record.get("updated_at")))
+        served.append((record.get(endpoint.key), record.get(endpoint.cursor)))
         yield record
 
 
@@ -368,13 +387,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, sandbox: SandboxServer, path: str, query: dict[str, str]) -> None:
         if path == HEALTH_PATH:
             return self._send_json(200, {"status": "ok"})
-        if path != EXPORT_PATH:
+        endpoint = BY_PATH.get(path)
+        if endpoint is None:
             return self._send_json(404, {"message": "Not found"})
         expected = f"Bearer {sandbox.token}".encode()
         if not hmac.compare_digest(self.headers.get("Authorization", "").encode(), expected):
             return self._send_json(401, {"message": "Unauthorized"})
         try:
-            after, before = parse_window(query)
+            after, before = parse_window(query, endpoint)
         except BadRequest as error:
             return self._send_json(400, {"message": str(error)})
         wait = sandbox.rate_limiter.admit(self.headers.get("Authorization", ""))
@@ -384,12 +404,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(429, {"message": message}, retry_after)
         if sandbox.latency.first_byte_seconds:
             time.sleep(sandbox.latency.first_byte_seconds)
-        fault = sandbox._next_fault()
+        fault = sandbox._next_fault(endpoint)
         if fault is None or fault.kind in faults.BODY_KINDS:
-            return self._stream(sandbox._body(after, before, self._request), fault)
+            return self._stream(sandbox._body(endpoint, after, before, self._request), fault)
         if fault.kind == faults.SLOW:
             time.sleep(fault.delay)
-            return self._stream(sandbox._body(after, before, self._request), None)
+            return self._stream(sandbox._body(endpoint, after, before, self._request), None)
         if fault.kind == faults.STATUS:
             retry = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
             return self._send_json(fault.status, {"message": fault.error_message}, retry)
@@ -468,7 +488,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Silenced: ``_log`` writes one line per request once it is answered."""
 
     def _log(self, path: str, query: dict[str, str]) -> None:
-        window = urlencode({k: query[k] for k in ("updated_after", "updated_before") if k in query})
+        window = urlencode({k: query[k] for k in _FILTER_PARAMETERS if k in query})
         seconds = time.monotonic() - self._request.at
         target = f"{path}?{window}" if window else path
         sys.stderr.write(
