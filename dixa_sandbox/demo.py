@@ -95,21 +95,25 @@ def set_pool_limit() -> None:
 
 
 def run_partitions(months: int) -> int:
-    """Materialize the last ``months`` partitions (with their checks), one run each."""
+    """Materialize the last ``months`` partitions of both assets (with their checks) with the
+    daily job, one run a partition."""
     from dagster import DagsterInstance
 
     from conversation_assets.config import Config
     from conversation_assets.definitions import build_definitions
-    from conversation_assets.defs.assets import ASSET_KEY
+    from conversation_assets.defs.automation import JOB_NAME
     from conversation_assets.defs.partitions import monthly_partitions
 
     config = Config.from_env(require_token=False)
-    job = build_definitions(config).resolve_job_def("dixa_conversation_export_job")
+    job = build_definitions(config).resolve_job_def(JOB_NAME)
     keys = monthly_partitions(config.start_date).get_partition_keys()[-months:]
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    rows: list[tuple[str, Any, Any, float, str]] = []
+    rows: list[tuple[str, Any, Any, Any, float, str]] = []
     with DagsterInstance.get() as instance:
-        say(f"Materializing {ASSET_KEY.to_user_string()} for partitions {', '.join(keys)}")
+        say(
+            "Materializing dixa/conversation_export and dixa/message_export for partitions "
+            + ", ".join(keys)
+        )
         for key in keys:
             say(f"  {key}: loading ...")
             started = time.monotonic()
@@ -123,7 +127,8 @@ def run_partitions(months: int) -> int:
                 (
                     key,
                     metadata.get("conversations_loaded", "-"),
-                    metadata.get("requests", "-"),
+                    metadata.get("messages_loaded", "-"),
+                    metadata.get("requests", 0),
                     seconds,
                     status,
                 )
@@ -132,14 +137,19 @@ def run_partitions(months: int) -> int:
             if not result.success:
                 say(failure_text(result))
     print_summary(rows)
-    return 0 if all(row[4] == "ok" for row in rows) else 1
+    return 0 if all(row[5] == "ok" for row in rows) else 1
 
 
 def materialization_metadata(result: Any) -> dict[str, Any]:
+    """The metadata of the run's materializations (both assets), requests summed."""
+    merged: dict[str, Any] = {}
     for event in result.get_asset_materialization_events():
-        metadata = event.materialization.metadata
-        return {key: value.value for key, value in metadata.items()}
-    return {}
+        for key, value in event.materialization.metadata.items():
+            if key == "requests":
+                merged[key] = merged.get(key, 0) + value.value
+            else:
+                merged[key] = value.value
+    return merged
 
 
 def failure_text(result: Any) -> str:
@@ -149,15 +159,24 @@ def failure_text(result: Any) -> str:
     return "    (see the run's logs in the UI)"
 
 
-def print_summary(rows: list[tuple[str, Any, Any, float, str]]) -> None:
+def print_summary(rows: list[tuple[str, Any, Any, Any, float, str]]) -> None:
     say("")
-    say(f"{'partition':<12} {'conversations':>13} {'requests':>8} {'seconds':>8}  status")
-    for key, conversations, requests, seconds, status in rows:
-        say(f"{key:<12} {conversations!s:>13} {requests!s:>8} {seconds:>8.1f}  {status}")
+    say(
+        f"{'partition':<12} {'conversations':>13} {'messages':>9} {'requests':>8} "
+        f"{'seconds':>8}  status"
+    )
+    for key, conversations, messages, requests, seconds, status in rows:
+        say(
+            f"{key:<12} {conversations!s:>13} {messages!s:>9} {requests!s:>8} "
+            f"{seconds:>8.1f}  {status}"
+        )
     database = os.environ.get("DESTINATION__DUCKDB__CREDENTIALS", "data/conversations.duckdb")
     say("")
-    say(f"Data: DuckDB file {database}, dataset 'dixa', table 'conversation_export'.")
-    say("See it in the Dagster UI (asset dixa/conversation_export, its partitions and checks):")
+    say(
+        f"Data: DuckDB file {database}, dataset 'dixa', tables 'conversation_export' and "
+        "'message_export' (and their child tables)."
+    )
+    say("See them in the Dagster UI (assets in group dixa, their partitions and checks):")
     say(f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} uv run dagster dev")
     say("then open http://127.0.0.1:3000")
 

@@ -543,9 +543,7 @@ def test_schedule_cron_is_the_schedules_cron() -> None:
 def test_late_update_days_decide_which_months_an_early_tick_loads(
     days: str, keys: list[str]
 ) -> None:
-    schedule = definitions_of(DIXA_LATE_UPDATE_DAYS=days).resolve_schedule_def(
-        "daily_dixa_export"
-    )
+    schedule = definitions_of(DIXA_LATE_UPDATE_DAYS=days).resolve_schedule_def("daily_dixa_export")
     moment = datetime(2024, 6, 5, 1, tzinfo=UTC)
     with DagsterInstance.ephemeral() as instance:
         context = build_schedule_context(instance=instance, scheduled_execution_time=moment)
