@@ -3,7 +3,7 @@
     python benchmarks/seed_rest_api.py --base-url URL --after MS --before MS \
         --database FILE --pipelines-dir DIR        # token from DIXA_API_TOKEN
 
-``benchmarks/run.py`` starts it in an empty working directory, so the project's ``.dlt/config.toml``
+The benchmark starts it in an empty working directory, so the project's ``.dlt/config.toml``
 does not apply: dlt's defaults (insert_values into DuckDB, default writer and normalize settings).
 Two changes to the seed's configuration, both reported in the results:
 
