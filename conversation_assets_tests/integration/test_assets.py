@@ -13,9 +13,8 @@ from conversation_assets.defs.partitions import monthly_partitions, partition_wi
 from conversation_assets.dixa.windows import to_ms
 from conversation_assets_tests.conftest import TOKEN
 from conversation_assets_tests.support.helpers import month_window, query, table_counts
+from conversation_assets_tests.support.materialize import materialize_in_process
 from dixa_sandbox import SandboxServer
-
-JOB = "dixa_conversation_export_job"
 
 
 def test_definitions_load_with_the_asset_checks_and_schedule() -> None:
@@ -70,19 +69,13 @@ def test_the_first_partition_starts_at_the_start_date() -> None:
     assert window.end_ms == to_ms(date(2024, 2, 1))
 
 
-def materialize(key: str, instance: DagsterInstance):
-    return defs.resolve_job_def(JOB).execute_in_process(
-        partition_key=key, instance=instance, raise_on_error=False
-    )
-
-
 def test_materializing_a_partition_loads_exactly_its_window_and_is_idempotent(
     sandbox: SandboxServer, dixa_env: dict[str, str], tmp_path: Path
 ) -> None:
     database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
-    march = month_window(2024, 3)
+    march = month_window("2024-03-01")
     with DagsterInstance.ephemeral() as instance:
-        result = materialize("2024-03-01", instance)
+        result = materialize_in_process("2024-03-01", instance)
         assert result.success
         ids = {row[0] for row in query(database, "SELECT id FROM dixa.conversation_export")}
         assert ids == sandbox.data.expected_ids(march.start_ms, march.end_ms, sandbox.now_ms)
@@ -103,7 +96,7 @@ def test_materializing_a_partition_loads_exactly_its_window_and_is_idempotent(
         checks = result.get_asset_check_evaluations()
         assert len(checks) == len(DATA_QUALITY_CHECKS) and all(check.passed for check in checks)
 
-        again = materialize("2024-03-01", instance)
+        again = materialize_in_process("2024-03-01", instance)
         assert again.success
         assert table_counts(database) == counts
     assert not list(Path(dixa_env["DIXA_DLT_RUNS_DIR"]).glob("*")), "run folders are cleaned up"
@@ -115,7 +108,7 @@ def test_the_load_path_setting_takes_effect_under_dagster(
     """DIXA_EXTRACT_FORMAT reaches the asset: the rows show which path wrote them."""
     database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
     with DagsterInstance.ephemeral() as instance:
-        assert materialize("2024-02-01", instance).success
+        assert materialize_in_process("2024-02-01", instance).success
     # The Arrow path keys a conversation's rows by its id; dlt's normalizer by a random row key.
     ((rows, keyed_by_id),) = query(
         database,
@@ -131,7 +124,7 @@ def test_a_missing_token_fails_the_run_naming_the_variable(
 ) -> None:
     monkeypatch.delenv("DIXA_API_TOKEN")
     with DagsterInstance.ephemeral() as instance, pytest.raises(Exception) as error:
-        materialize("2024-03-01", instance)
+        materialize_in_process("2024-03-01", instance)
     assert "DIXA_API_TOKEN" in str(error.value)
 
 
@@ -139,7 +132,7 @@ def test_token_is_not_in_the_event_log_or_metadata(
     sandbox: SandboxServer, dixa_env: dict[str, str]
 ) -> None:
     with DagsterInstance.ephemeral() as instance:
-        result = materialize("2024-04-01", instance)
+        result = materialize_in_process("2024-04-01", instance)
         assert result.success
         records = instance.all_logs(result.run_id)
         text = "\n".join(str(record) for record in records)
@@ -151,6 +144,6 @@ def test_a_month_without_conversations_on_a_new_destination_succeeds(
     sandbox: SandboxServer, dixa_env: dict[str, str]
 ) -> None:
     with DagsterInstance.ephemeral() as instance:
-        result = materialize("2024-07-01", instance)  # after the sandbox's clock: empty
+        result = materialize_in_process("2024-07-01", instance)  # after the sandbox's clock: empty
     assert result.success
     assert all(check.passed for check in result.get_asset_check_evaluations())

@@ -8,7 +8,7 @@ import pytest
 from conversation_assets_tests.support.helpers import load_window, month_window, query, table_counts
 from dixa_sandbox import SandboxServer
 
-MARCH = month_window(2024, 3)
+MARCH = month_window("2024-03-01")
 
 
 def load_ids(database: str) -> set[str]:

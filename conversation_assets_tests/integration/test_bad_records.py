@@ -5,16 +5,16 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from conversation_assets.definitions import defs
 from conversation_assets.dixa.parse.records import (
     IJSON_BUFFER_BYTES,
     ChunkReader,
     iter_json_records,
 )
 from conversation_assets_tests.support.helpers import load_window, month_window, query
+from conversation_assets_tests.support.materialize import materialize_in_process
 from dixa_sandbox import SandboxServer
 
-APRIL = month_window(2024, 4)
+APRIL = month_window("2024-04-01")
 INSIDE = APRIL.start_ms + 1234
 
 
@@ -39,9 +39,7 @@ def test_a_record_without_updated_at_is_loaded_and_flagged_by_the_check(
 ) -> None:
     sandbox.extra_records.append({"id": 11, "subject": "no cursor"})
     with DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("dixa_conversation_export_job").execute_in_process(
-            partition_key="2024-04-01", instance=instance, raise_on_error=False
-        )
+        result = materialize_in_process("2024-04-01", instance)
     database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
     assert rows_with_id(database, 11) == [(11, None)]
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
@@ -52,7 +50,7 @@ def test_a_record_without_updated_at_is_loaded_and_flagged_by_the_check(
 def test_a_record_outside_the_window_waits_for_its_own_window(
     sandbox: SandboxServer, dixa_env: dict[str, str], tmp_path: Path
 ) -> None:
-    may = month_window(2024, 5)
+    may = month_window("2024-05-01")
     sandbox.extra_records.append({"id": 12, "updated_at": may.start_ms + 5})
     summary, stats = load_window(APRIL, tmp_path / "april")
     database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]

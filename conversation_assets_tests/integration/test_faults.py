@@ -14,7 +14,7 @@ from conversation_assets_tests.conftest import TOKEN
 from conversation_assets_tests.support.helpers import load_window, month_window, query
 from dixa_sandbox import Fault, SandboxServer
 
-APRIL = month_window(2024, 4)
+APRIL = month_window("2024-04-01")
 
 
 def window_rows(database: str, window: Window) -> int:

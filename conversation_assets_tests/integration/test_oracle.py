@@ -27,10 +27,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from conversation_assets import load
 from conversation_assets.config import Config
-from conversation_assets.definitions import defs
 from conversation_assets.dixa.windows import to_ms
 from conversation_assets_tests.conftest import NOW, TOKEN
 from conversation_assets_tests.support import oracle
+from conversation_assets_tests.support.helpers import month_window
+from conversation_assets_tests.support.materialize import materialize_in_process
 from conversation_assets_tests.support.oracle_scenarios import (
     ISSUE_CASES,
     PATH_FORMATS,
@@ -39,7 +40,6 @@ from conversation_assets_tests.support.oracle_scenarios import (
     RunPartition,
     Scenario,
     environment,
-    month_window,
     observing_extract,
     run_scenario,
     scenarios,
@@ -79,7 +79,6 @@ def both_paths(*, strict: bool) -> list[Any]:
 
 
 NOW_MS = to_ms(datetime.fromisoformat(NOW))
-JOB = "dixa_conversation_export_job"
 
 
 class PathFailure(AssertionError):
@@ -127,12 +126,9 @@ def pipeline_runner(workdir: Path) -> RunPartition:
 
 def dagster_runner(instance: DagsterInstance) -> RunPartition:
     """A partition materialized through the Dagster asset ``dixa/conversation_export``."""
-    job = defs.resolve_job_def(JOB)
 
     def run(month: str, number: int) -> str | None:
-        result = job.execute_in_process(
-            partition_key=month, instance=instance, raise_on_error=False
-        )
+        result = materialize_in_process(month, instance)
         if result.success:
             return None
         errors = [

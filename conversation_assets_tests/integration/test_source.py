@@ -24,7 +24,7 @@ def test_boundary_conversations_load_exactly_once_under_either_bound_semantics(
 ) -> None:
     sandbox.bounds = bounds
     database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
-    january, february = month_window(2024, 1), month_window(2024, 2)
+    january, february = month_window("2024-01-01"), month_window("2024-02-01")
     # Two adjacent months, each in 7-day requests: many boundaries between requests.
     dixa_env_batch = {"DIXA_BATCH_SIZE_DAYS": "7"}
     with pytest.MonkeyPatch.context() as patch:
@@ -53,7 +53,7 @@ def test_a_conversation_on_a_request_edge_has_its_child_rows_once_under_inclusiv
     conversation on the last millisecond is in both answers; each answer keeps its own window.
     """
     sandbox.bounds = "inclusive"
-    january = month_window(2024, 1)
+    january = month_window("2024-01-01")
     edge = {
         "id": 90_001,
         "updated_at": january.end_ms - 1,
@@ -143,13 +143,13 @@ def test_a_conversation_updated_later_replaces_its_row_and_child_rows(
     sandbox: SandboxServer, dixa_env: dict[str, str], tmp_path: Path
 ) -> None:
     database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
-    january = month_window(2024, 1)
+    january = month_window("2024-01-01")
     # Export January as it looked on Feb 1st, then the following months as of mid-June.
     sandbox.now_ms = january.end_ms
     load_window(january, tmp_path / "jan")
     sandbox.now_ms = to_ms_date("2024-06-15")
     for month in (2, 3):
-        load_window(month_window(2024, month), tmp_path / f"m{month}")
+        load_window(month_window(f"2024-{month:02d}-01"), tmp_path / f"m{month}")
     rows = query(
         database,
         "SELECT COUNT(*), COUNT(DISTINCT id) FROM dixa.conversation_export",
@@ -159,7 +159,7 @@ def test_a_conversation_updated_later_replaces_its_row_and_child_rows(
         database,
         "SELECT COUNT(*) FROM dixa.conversation_export "
         f"WHERE id / 1000000 < {days_since_2000('2024-01-01') + 31} "
-        f"AND updated_at >= {month_window(2024, 2).start_ms}",
+        f"AND updated_at >= {month_window('2024-02-01').start_ms}",
     )[0][0]
     assert moved > 0, "some January conversations were updated again in Feb/March"
     orphans = query(
@@ -175,7 +175,7 @@ def test_429_then_200_is_retried_honouring_retry_after(
     sandbox: SandboxServer, dixa_env: dict[str, str], tmp_path: Path
 ) -> None:
     sandbox.inject(Fault.status_code(429, retry_after=0.3))
-    _, stats = load_window(month_window(2024, 4), tmp_path / "run")
+    _, stats = load_window(month_window("2024-04-01"), tmp_path / "run")
     seen = [r for r in sandbox.requests if r.path.endswith("conversation_export")]
     assert [r.status for r in seen] == [429, 200]
     assert seen[1].at - seen[0].at >= 0.3
@@ -186,7 +186,7 @@ def test_503_three_times_then_200_succeeds(
     sandbox: SandboxServer, dixa_env: dict[str, str], tmp_path: Path
 ) -> None:
     sandbox.inject(Fault.status_code(503, times=3))
-    summary, stats = load_window(month_window(2024, 4), tmp_path / "run")
+    summary, stats = load_window(month_window("2024-04-01"), tmp_path / "run")
     assert [r.status for r in sandbox.requests] == [503, 503, 503, 200]
     assert (stats.requests, stats.retries) == (4, 3)
     assert summary.conversations > 0
@@ -197,7 +197,7 @@ def test_four_503s_fail_with_the_status_and_attempts(
 ) -> None:
     sandbox.inject(Fault.status_code(503, times=4))
     with pytest.raises(Exception) as error:
-        load_window(month_window(2024, 4), tmp_path / "run")
+        load_window(month_window("2024-04-01"), tmp_path / "run")
     assert len(sandbox.requests) == 4
     message = str(error.value)
     assert "HTTP 503" in message and "after 4 attempts" in message and "2024-04-01" in message
@@ -208,7 +208,7 @@ def test_401_says_the_token_was_rejected(
 ) -> None:
     monkeypatch.setenv("DIXA_API_TOKEN", "wrong-token-1234")
     with pytest.raises(Exception) as error:
-        load_window(month_window(2024, 4), tmp_path / "run")
+        load_window(month_window("2024-04-01"), tmp_path / "run")
     assert len(sandbox.requests) == 1, "a 401 is not retried"
     assert "HTTP 401" in str(error.value) and "DIXA_API_TOKEN" in str(error.value)
     assert "wrong-token-1234" not in str(error.value)
@@ -219,7 +219,7 @@ def test_400_quotes_the_api_message(
 ) -> None:
     sandbox.inject(Fault.status_code(400, message="Invalid parameter updated_after"))
     with pytest.raises(Exception) as error:
-        load_window(month_window(2024, 4), tmp_path / "run")
+        load_window(month_window("2024-04-01"), tmp_path / "run")
     assert len(sandbox.requests) == 1
     assert "HTTP 400" in str(error.value)
     assert "Invalid parameter updated_after" in str(error.value)
@@ -236,7 +236,7 @@ def test_retries_are_logged_and_the_token_appears_in_no_log_line(
     caplog.set_level(logging.DEBUG)
     sandbox.inject(Fault.status_code(429, times=2), Fault.status_code(401))
     with pytest.raises(Exception) as error:
-        load_window(month_window(2024, 4), tmp_path / "run")
+        load_window(month_window("2024-04-01"), tmp_path / "run")
     retry_lines = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
     assert len(retry_lines) == 2 and "HTTP 429" in retry_lines[0]
     out, err = capfd.readouterr()

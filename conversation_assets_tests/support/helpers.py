@@ -1,4 +1,4 @@
-"""Small helpers for tests: run the project's pipeline on a window, read the DuckDB file."""
+"""Small helpers for tests: month windows, the pipeline on a window, reading the DuckDB file."""
 
 from datetime import date
 from pathlib import Path
@@ -12,10 +12,20 @@ from conversation_assets.dixa import RequestStats
 from conversation_assets.dixa.windows import Window, to_ms
 from conversation_assets.pipeline import LoadSummary
 
+__all__ = ["Window", "load_window", "month_window", "next_month", "query", "table_counts", "to_ms"]
 
-def month_window(year: int, month: int) -> Window:
-    following = date(year + month // 12, month % 12 + 1, 1)
-    return Window(to_ms(date(year, month, 1)), to_ms(following))
+
+def next_month(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def month_window(first: str, last: str | None = None) -> Window:
+    """The half-open window of the month ``first`` (a partition key, e.g. ``"2024-03-01"``), or
+    of the months ``first`` to ``last`` (both included)."""
+    start = date.fromisoformat(first)
+    end = next_month(date.fromisoformat(last or first))
+    return Window(to_ms(start), to_ms(end))
 
 
 def load_window(

@@ -18,8 +18,9 @@ from typing import Any
 from dlt.pipeline import trace as dlt_trace
 from hypothesis import strategies as st
 
-from conversation_assets.dixa.windows import Window, format_ms, request_windows, to_ms
+from conversation_assets.dixa.windows import format_ms, request_windows, to_ms
 from conversation_assets_tests.support import oracle
+from conversation_assets_tests.support.helpers import month_window
 from conversation_assets_tests.support.oracle import Finding, Record
 from dixa_sandbox import ScriptedData, Update
 
@@ -29,12 +30,6 @@ END_MS = to_ms(date(2024, 4, 1))  # the last partition's end; the sandbox clock 
 #: An undeclared field whose type changes (an integer, then 4.5 or "high").
 TYPE_CHANGING_FIELD = "priority_level"
 FIRST_ID = 7001  # ids an error message cannot name by accident
-
-
-def month_window(key: str) -> Window:
-    start = date.fromisoformat(key)
-    following = date(start.year + start.month // 12, start.month % 12 + 1, 1)
-    return Window(to_ms(start), to_ms(following))
 
 
 def requests_per_run(month: str, batch_size: int) -> int:

@@ -7,17 +7,20 @@ whose tail is shown whenever something does not come up in time.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import suppress
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -130,3 +133,36 @@ def wait_for(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}\n{describe()}")
         time.sleep(POLL_SECONDS)
+
+
+@contextmanager
+def stopped_at_exit() -> Iterator[list[ManagedProcess]]:
+    """A list to put started processes in; all stopped, newest first, when the block exits."""
+    processes: list[ManagedProcess] = []
+    try:
+        yield processes
+    finally:
+        for process in reversed(processes):
+            stop_process(process)
+
+
+def http_json(url: str, timeout: float = 10.0) -> Any | None:
+    """The JSON ``url`` answers with, or None while nothing answers there yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.load(response)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def wait_for_http(
+    url: str,
+    *,
+    timeout: float,
+    watch: Iterable[ManagedProcess] = (),
+    describe: Callable[[], str] = lambda: "",
+) -> Any:
+    """Poll ``url`` until it answers with JSON; that JSON (fails like :func:`wait_for`)."""
+    return wait_for(
+        lambda: http_json(url), what=url, timeout=timeout, watch=watch, describe=describe
+    )

@@ -7,8 +7,6 @@ keeps exactly one row per conversation.
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import date
@@ -17,13 +15,17 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from conversation_assets.definitions import defs
 from conversation_assets_tests.conftest import TOKEN
+from conversation_assets_tests.support.environment import database_of, project_env
 from conversation_assets_tests.support.helpers import month_window, query
+from conversation_assets_tests.support.materialize import (
+    materialize_in_process,
+    start_materialize,
+)
 from dixa_sandbox import Fault, SandboxData, SandboxServer
 
-APRIL = month_window(2024, 4)
-NOW_MS = month_window(2024, 6).start_ms
+APRIL = month_window("2024-04-01")
+NOW_MS = month_window("2024-06-01").start_ms
 PIPELINE = "dixa_conversation_export"
 
 
@@ -50,40 +52,27 @@ def in_phase(phase: str, runs_dir: Path, sandbox: SandboxServer) -> bool:
     return PHASES[phase](runs_dir)
 
 
-def materialize(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    command = [
-        str(Path(sys.executable).parent / "dagster"),
-        *("asset", "materialize", "-m", "conversation_assets.definitions"),
-        *("--select", "dixa/conversation_export", "--partition", "2024-04-01"),
-    ]
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["extract", "normalize", "load"])
 def test_a_killed_materialization_is_completed_by_the_next_run(
     phase: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = SandboxData(per_day=1500, data_start=date(2024, 2, 1))
-    database = tmp_path / "conversations.duckdb"
     runs_dir = tmp_path / "dlt_runs"
     (tmp_path / "home").mkdir()
     with SandboxServer(token=TOKEN, data=data, now=NOW_MS) as sandbox:
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(tmp_path / "home"),
-            "DIXA_API_TOKEN": TOKEN,
-            "DIXA_BASE_URL": sandbox.url,
-            "DIXA_START_DATE": "2024-01-01",
-            "DESTINATION__DUCKDB__CREDENTIALS": str(database),
-            "DIXA_DLT_RUNS_DIR": str(runs_dir),
-        }
+        env = project_env(
+            tmp_path,
+            token=TOKEN,
+            base_url=sandbox.url,
+            DAGSTER_HOME=str(tmp_path / "home"),
+            DIXA_START_DATE="2024-01-01",
+            DIXA_DLT_RUNS_DIR=str(runs_dir),
+        )
+        database = database_of(env)
         if phase == "extract":  # hold the body half-way so the kill lands inside extract
             sandbox.inject(Fault.stall(after_bytes=2_000_000, delay_seconds=120))
-        process = materialize(env, tmp_path / "killed.log")
+        process = start_materialize(env, "2024-04-01", tmp_path / "killed.log", new_session=True)
         deadline = time.monotonic() + 240
         while not in_phase(phase, runs_dir, sandbox):
             assert process.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
@@ -103,9 +92,7 @@ def test_a_killed_materialization_is_completed_by_the_next_run(
         ):
             monkeypatch.setenv(name, env[name])
         with DagsterInstance.ephemeral() as instance:
-            rerun = defs.resolve_job_def("dixa_conversation_export_job").execute_in_process(
-                partition_key="2024-04-01", instance=instance
-            )
+            rerun = materialize_in_process("2024-04-01", instance, raise_on_error=True)
         assert rerun.success
 
         expected = data.expected_ids(APRIL.start_ms, APRIL.end_ms, NOW_MS)

@@ -3,7 +3,6 @@
 import os
 import shutil
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -12,22 +11,15 @@ import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
 from conversation_assets_tests.conftest import TOKEN
+from conversation_assets_tests.support.environment import project_env
 from conversation_assets_tests.support.helpers import month_window
+from conversation_assets_tests.support.materialize import start_materialize
+from conversation_assets_tests.support.processes import venv_executable
 from dixa_sandbox import SandboxData, SandboxServer
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 MONTHS = ("2024-01-01", "2024-02-01", "2024-03-01")
-NOW_MS = month_window(2024, 6).start_ms
-
-
-def materialize(env: dict[str, str], partition: str, log: Path) -> subprocess.Popen[bytes]:
-    command = [
-        str(Path(sys.executable).parent / "dagster"),
-        *("asset", "materialize", "-m", "conversation_assets.definitions"),
-        *("--select", "dixa/conversation_export", "--partition", partition),
-    ]
-    with log.open("wb") as output:
-        return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+NOW_MS = month_window("2024-06-01").start_ms
 
 
 def fetch(credentials: str, sql: str) -> list[tuple]:
@@ -47,29 +39,28 @@ def test_three_partitions_load_in_parallel_into_postgres_with_dagster_on_postgre
     credentials = postgres["DESTINATION__POSTGRES__CREDENTIALS"]
     fetch(credentials, "DROP SCHEMA IF EXISTS dixa CASCADE")
     with SandboxServer(token=TOKEN, data=data, now=NOW_MS) as sandbox:
-        env = {
-            **os.environ,
+        env = project_env(
+            tmp_path,
+            token=TOKEN,
+            base_url=sandbox.url,
             **postgres,
-            "DAGSTER_HOME": str(home),
-            "DESTINATION": "postgres",
-            "DIXA_API_TOKEN": TOKEN,
-            "DIXA_BASE_URL": sandbox.url,
-            "DIXA_START_DATE": "2024-01-01",
-            "DIXA_DLT_RUNS_DIR": str(tmp_path / "dlt_runs"),
-        }
+            DAGSTER_HOME=str(home),
+            DESTINATION="postgres",
+            DIXA_START_DATE="2024-01-01",
+        )
         # A deployment creates Dagster's storage once; three processes creating it at the same
         # moment race on CREATE TABLE instance_info (seen once in CI-like runs).
-        dagster = str(Path(sys.executable).parent / "dagster")
-        subprocess.run([dagster, "instance", "migrate"], env=env, check=True, capture_output=True)
-        runs = [materialize(env, month, tmp_path / f"{month}.log") for month in MONTHS]
+        migrate = [venv_executable("dagster"), "instance", "migrate"]
+        subprocess.run(migrate, env=env, check=True, capture_output=True)
+        runs = [start_materialize(env, month, tmp_path / f"{month}.log") for month in MONTHS]
         for month, run in zip(MONTHS, runs, strict=True):
             assert run.wait(timeout=600) == 0, (tmp_path / f"{month}.log").read_text()[-3000:]
         counts_before = table_counts(credentials)
-        rerun = materialize(env, MONTHS[1], tmp_path / "rerun.log")
+        rerun = start_materialize(env, MONTHS[1], tmp_path / "rerun.log")
         assert rerun.wait(timeout=600) == 0, (tmp_path / "rerun.log").read_text()[-3000:]
 
-    start, end = month_window(2024, 1).start_ms, month_window(2024, 3).end_ms
-    expected = data.expected_ids(start, end, NOW_MS)
+    window = month_window("2024-01-01", "2024-03-01")
+    expected = data.expected_ids(window.start_ms, window.end_ms, NOW_MS)
     total, distinct = fetch(
         credentials, "SELECT COUNT(*), COUNT(DISTINCT id) FROM dixa.conversation_export"
     )[0]

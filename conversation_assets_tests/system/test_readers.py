@@ -17,12 +17,14 @@ import pytest
 from dagster import DagsterInstance
 
 from conversation_assets.config import ConfigError, destination_wait_seconds
-from conversation_assets.definitions import defs
 from conversation_assets.defs.checks import DATA_QUALITY_CHECKS
 from conversation_assets.destination import DestinationBusy, retry_while_held
 from conversation_assets.snapshot import snapshot
-from conversation_assets_tests.integration.test_assets import JOB, materialize
 from conversation_assets_tests.support.helpers import month_window, query, table_counts
+from conversation_assets_tests.support.materialize import (
+    check_only_in_process,
+    materialize_in_process,
+)
 from dixa_sandbox import SandboxServer
 
 # The reader: holds a connection for ``hold`` seconds (then exits), or, with ``every``, opens,
@@ -79,7 +81,7 @@ def failure_text(result) -> str:
 
 
 def month_ids(sandbox: SandboxServer, month: int) -> set[int]:
-    window = month_window(2024, month)
+    window = month_window(f"2024-{month:02d}-01")
     return sandbox.data.expected_ids(window.start_ms, window.end_ms, sandbox.now_ms)
 
 
@@ -91,7 +93,7 @@ def loaded(
     if extract_format != "arrow":
         pytest.skip("the reader cases do not depend on the load path")
     with DagsterInstance.ephemeral() as instance:
-        assert materialize("2024-03-01", instance).success
+        assert materialize_in_process("2024-03-01", instance).success
         yield instance, dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
 
 
@@ -100,7 +102,7 @@ def test_a_run_waits_for_a_notebook_holding_the_file_and_names_its_pid(
 ) -> None:
     instance, database = loaded
     with reader(database, read_only=True, hold=8) as notebook:
-        result = materialize("2024-04-01", instance)
+        result = materialize_in_process("2024-04-01", instance)
     assert result.success, failure_text(result)
     messages = "\n".join(warnings_of(instance, result.run_id))
     assert f"the DuckDB file {database} is held by another process (PID {notebook.pid})" in (
@@ -116,7 +118,10 @@ def test_a_reader_polling_every_0_3_s_fails_no_run_and_no_check(
 ) -> None:
     instance, database = loaded
     with reader(database, every=0.3):
-        results = [materialize(key, instance) for key in ("2024-04-01", "2024-05-01", "2024-04-01")]
+        results = [
+            materialize_in_process(key, instance)
+            for key in ("2024-04-01", "2024-05-01", "2024-04-01")
+        ]
     for result in results:
         assert result.success, failure_text(result)
         checks = result.get_asset_check_evaluations()
@@ -136,11 +141,11 @@ def test_a_reader_that_never_lets_go_fails_the_run_after_the_limit_with_what_to_
     monkeypatch.setenv("DIXA_DESTINATION_WAIT_SECONDS", "2")
     sandbox.reset()
     with reader(database, read_only=False, hold=600) as notebook:
-        result = materialize("2024-04-01", instance)
+        result = materialize_in_process("2024-04-01", instance)
     assert not result.success
     # The file was held from before the run started: the run still downloaded its month (only
     # the load step needs the file; dlt's state sync would have opened it first).
-    april = month_window(2024, 4)
+    april = month_window("2024-04-01")
     served = [r for r in sandbox.requests if r.path.endswith("conversation_export")]
     assert served and all(r.status == 200 for r in served)
     assert int(served[-1].query["updated_before"]) == april.end_ms
@@ -158,25 +163,17 @@ def test_checks_wait_for_a_reader_too(
     instance, database = loaded
     monkeypatch.setenv("DIXA_DESTINATION_WAIT_SECONDS", "2")
     with reader(database, read_only=True, hold=600) as notebook:
-        result = materialize_checks_only("2024-03-01", instance)
+        result = check_only_in_process("2024-03-01", instance)
     assert not result.success
     text = failure_text(result)
     assert "Gave up to run check no_duplicate_ids after waiting" in text or "Gave up to run" in text
     assert f"(PID {notebook.pid})" in text
     monkeypatch.setenv("DIXA_DESTINATION_WAIT_SECONDS", "120")
     with reader(database, read_only=True, hold=5):
-        result = materialize_checks_only("2024-03-01", instance)
+        result = check_only_in_process("2024-03-01", instance)
     assert result.success, failure_text(result)
     assert len(result.get_asset_check_evaluations()) == len(DATA_QUALITY_CHECKS)
     assert any("is held by another process" in m for m in warnings_of(instance, result.run_id))
-
-
-def materialize_checks_only(key: str, instance: DagsterInstance):
-    """Only the asset's checks for one partition (as the UI's "Execute checks")."""
-    job = defs.resolve_job_def(JOB)
-    checks = {check.check_key for check in DATA_QUALITY_CHECKS}
-    subset = job.get_subset(asset_selection=set(), asset_check_selection=checks)
-    return subset.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
 
 
 def test_an_analyst_reads_a_snapshot_while_runs_load(
@@ -186,7 +183,7 @@ def test_an_analyst_reads_a_snapshot_while_runs_load(
     instance, database = loaded
     copy = snapshot(tmp_path / "snapshot.duckdb")
     with duckdb.connect(str(copy), read_only=True) as notebook:  # held across the next run
-        result = materialize("2024-04-01", instance)
+        result = materialize_in_process("2024-04-01", instance)
         (march,) = notebook.execute("SELECT COUNT(*) FROM dixa.conversation_export").fetchone()
     assert result.success, failure_text(result)
     messages = "\n".join(warnings_of(instance, result.run_id))

@@ -49,7 +49,7 @@ def test_arrow_and_json_paths_load_identical_tables(
 ) -> None:
     monkeypatch.setenv("DIXA_API_TOKEN", TOKEN)
     monkeypatch.setenv("DIXA_BASE_URL", sandbox.url)
-    january, february = month_window(2024, 1), month_window(2024, 2)
+    january, february = month_window("2024-01-01"), month_window("2024-02-01")
     sandbox.extra_records.append(
         {"id": 7, "updated_at": february.start_ms + 9, "tags": ["a", "b"], "surprise": "new"}
     )
@@ -61,7 +61,7 @@ def test_arrow_and_json_paths_load_identical_tables(
         # January as of Feb 1st, then February as of mid-June: re-exported conversations merge.
         sandbox.now_ms = january.end_ms
         load_window(january, tmp_path / f"{extract_format}-jan")
-        sandbox.now_ms = month_window(2024, 6).start_ms + 14 * 86_400_000
+        sandbox.now_ms = month_window("2024-06-01").start_ms + 14 * 86_400_000
         load_window(february, tmp_path / f"{extract_format}-feb")
         load_window(february, tmp_path / f"{extract_format}-feb-again")
         databases[extract_format] = database

@@ -17,7 +17,7 @@ from conversation_assets.dixa.parse.duckdb import (
 from conversation_assets_tests.support.helpers import month_window
 from dixa_sandbox.data import SandboxData
 
-APRIL = month_window(2024, 4)
+APRIL = month_window("2024-04-01")
 FALLBACK = "reading it again with the reference path"
 
 
