@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import clean_env, dagster_home, venv_tool
+from benchmarks.environment import clean_env, dagster_home
 from benchmarks.files import (
     count_rows,
     dataset_counts,
@@ -26,30 +24,31 @@ from benchmarks.files import (
     write_results,
 )
 from benchmarks.machine import machine_info
-from benchmarks.memory import GB, MB, TreeWatch, kill_tree
+from benchmarks.memory import GB, MB, TreeWatch
 from benchmarks.report import backfill_markdown
 from benchmarks.sandbox import Sandbox, now_ms
 from benchmarks.settings import (
-    BACKFILL_JOB,
     BACKFILL_NOW,
     BACKFILL_YEAR,
     DATA_START,
-    DEFINITIONS_MODULE,
     PROJECT_TABLE,
-    ROOT,
     SEED,
     TOKEN,
-    VENV_BIN,
 )
 from conversation_assets.config import DEFAULT_BATCH_SIZE_DAYS
-from conversation_assets.dixa.windows import Window, request_windows, to_ms
+from conversation_assets.dixa.windows import request_windows
+from conversation_assets_tests.support.dagster_deployment import (
+    PROJECT_DIR,
+    WORKSPACE,
+    DagsterDeployment,
+)
+from conversation_assets_tests.support.helpers import month_window
+from conversation_assets_tests.support.materialize import JOB_NAME
+from conversation_assets_tests.support.processes import venv_executable
 from dixa_sandbox import SandboxData
 
-
-def month_window(year: int, month: int) -> Window:
-    """The half-open window of a calendar month (UTC)."""
-    following = date(year + month // 12, month % 12 + 1, 1)
-    return Window(to_ms(date(year, month, 1)), to_ms(following))
+#: The pool the DuckDB loads take turns in (``pool_name("duckdb")`` of the Dagster layer).
+DUCKDB_POOL = "dixa_duckdb"
 
 
 @dataclass
@@ -63,23 +62,19 @@ class BackfillOutcome:
     killed: bool
 
 
-def wait_for_daemon(instance: Any, process: subprocess.Popen[bytes], timeout: float) -> float:
-    """Block until the daemon's backfill and run-queue daemons have sent a heartbeat."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"dagster-daemon exited with {process.returncode}")
-        beats = instance.get_daemon_heartbeats()
-        if {"BACKFILL", "QUEUED_RUN_COORDINATOR"} <= set(beats):
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise RuntimeError(f"dagster-daemon sent no heartbeat in {timeout:g} s")
+def daemon_heartbeats(instance: Any) -> set[str] | None:
+    """The daemons that have sent a heartbeat, once the backfill and run-queue daemons have."""
+    beats = set(instance.get_daemon_heartbeats())
+    return beats if {"BACKFILL", "QUEUED_RUN_COORDINATOR"} <= beats else None
 
 
 def wait_for_runs(
     instance: Any, backfill_id: str, count: int, timeout: float, watch: TreeWatch
 ) -> list[Any]:
-    """Poll the backfill's runs until ``count`` of them have finished (or it times out)."""
+    """Poll the backfill's runs until ``count`` of them have finished (or it times out).
+
+    Not :func:`wait_for`: a timeout or a kill for memory is reported with the runs so far.
+    """
     from dagster import RunsFilter
 
     deadline = time.monotonic() + timeout
@@ -98,57 +93,48 @@ def wait_for_runs(
         time.sleep(1.0)
 
 
-def stop_daemon(daemon: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the daemon's session, give it 30 s, then kill whatever is left of it."""
-    with suppress(ProcessLookupError):
-        os.killpg(daemon.pid, signal.SIGTERM)
-    with suppress(subprocess.TimeoutExpired):
-        daemon.wait(timeout=30)
-    kill_tree(daemon.pid)
-    daemon.wait()
-
-
 def run_backfill(
-    env: dict[str, str], home: Path, keys: Sequence[str], log: Path, args: argparse.Namespace
+    env: dict[str, str], workdir: Path, keys: Sequence[str], args: argparse.Namespace
 ) -> BackfillOutcome:
-    """Start ``dagster-daemon``, launch the backfill, and wait for its runs to finish."""
+    """Start ``dagster-daemon`` (log: ``workdir/daemon.log``), launch the backfill, and wait
+    for its runs to finish; the daemon's whole tree is under the memory watch meanwhile."""
     from dagster import DagsterInstance
 
-    instance = DagsterInstance.from_config(str(home))
+    instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
     limit = int(args.memory_limit_gb * GB) if args.memory_limit_gb else None
-    with log.open("wb") as daemon_log:
-        daemon = subprocess.Popen(
-            [venv_tool("dagster-daemon"), "run", "-m", DEFINITIONS_MODULE],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=daemon_log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        watch = TreeWatch(daemon.pid, limit)
-        watch.start()
-        try:
-            print(f"  daemon ready in {wait_for_daemon(instance, daemon, 300):.1f} s", flush=True)
-            launched_at = time.time()
-            command = [
-                venv_tool("dagster"), "job", "backfill", "-m", DEFINITIONS_MODULE,
-                "-j", BACKFILL_JOB, "--partitions", ",".join(keys), "--noprompt",
-            ]  # fmt: skip
-            launched = subprocess.run(
-                command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
-            )
-            backfills = instance.get_backfills()
-            if launched.returncode != 0 or not backfills:
-                raise RuntimeError(f"dagster job backfill failed: {launched.stderr[-2000:]}")
-            backfill_id = backfills[0].backfill_id
-            print(f"  backfill {backfill_id} launched", flush=True)
-            records = wait_for_runs(instance, backfill_id, len(keys), args.timeout, watch)
-            others = [
-                record.dagster_run.job_name
-                for record in instance.get_run_records()
-                if record.dagster_run.tags.get("dagster/backfill") != backfill_id
-                and record.create_timestamp.timestamp() >= launched_at
-            ]
-        finally:
-            watch.stop()
-            stop_daemon(daemon)
+    deployment = DagsterDeployment(env=env, log_dir=workdir)
+    started = time.monotonic()
+    deployment.start_daemon()
+    (daemon,) = deployment.processes
+    watch = TreeWatch(daemon.pid, limit)
+    watch.start()
+    try:
+        deployment.wait_for(lambda: daemon_heartbeats(instance), "the daemon's heartbeats", 300)
+        print(f"  daemon ready in {time.monotonic() - started:.1f} s", flush=True)
+        launched_at = time.time()
+        command = [
+            venv_executable("dagster"), "job", "backfill", "-w", str(WORKSPACE),
+            "-j", JOB_NAME, "--partitions", ",".join(keys), "--noprompt",
+        ]  # fmt: skip
+        launched = subprocess.run(
+            command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, check=False
+        )
+        backfills = instance.get_backfills()
+        if launched.returncode != 0 or not backfills:
+            raise RuntimeError(f"dagster job backfill failed: {launched.stderr[-2000:]}")
+        backfill_id = backfills[0].backfill_id
+        print(f"  backfill {backfill_id} launched", flush=True)
+        records = wait_for_runs(instance, backfill_id, len(keys), args.timeout, watch)
+        others = [
+            record.dagster_run.job_name
+            for record in instance.get_run_records()
+            if record.dagster_run.tags.get("dagster/backfill") != backfill_id
+            and record.create_timestamp.timestamp() >= launched_at
+        ]
+    finally:
+        watch.stop()
+        deployment.stop()
+        instance.dispose()
     return BackfillOutcome(launched_at, records, others, watch.peak_bytes, watch.killed)
 
 
@@ -277,8 +263,8 @@ def backfill_with_pool(
     and sandbox (the rate limiter starts empty); its summary and rows per table."""
     workdir = scratch / f"backfill-pool-{pool}"
     workdir.mkdir()
-    log = scratch / f"sandbox-pool-{pool}.log"
-    with Sandbox(per_day, BACKFILL_NOW, cache_dir, log, extra_args=latency_args(args)) as sandbox:
+    logs = scratch / f"sandbox-pool-{pool}"
+    with Sandbox(per_day, BACKFILL_NOW, cache_dir, logs, extra_args=latency_args(args)) as sandbox:
         database = workdir / "conversations.duckdb"
         home = dagster_home(workdir)
         env = clean_env(
@@ -295,13 +281,13 @@ def backfill_with_pool(
         # As the README says for a new instance: Dagster 1.13.27 ignores default_limit for
         # the first runs of a pool it has not seen yet.
         subprocess.run(
-            [str(VENV_BIN / "dagster"), "instance", "concurrency", "set", "dixa_duckdb", str(pool)],
+            [venv_executable("dagster"), "instance", "concurrency", "set", DUCKDB_POOL, str(pool)],
             env=env,
             check=True,
             capture_output=True,
         )
         print(f"pool {pool}: sandbox {sandbox.url} {' '.join(latency_args(args))}", flush=True)
-        outcome = run_backfill(env, home, list(expected), workdir / "daemon.log", args)
+        outcome = run_backfill(env, workdir, list(expected), args)
         served = sandbox.served_since_last()
     rows, _ = count_rows(database, PROJECT_TABLE)
     counts = dataset_counts(database)
@@ -320,7 +306,8 @@ def backfill_benchmark(args: argparse.Namespace, command: str) -> int:
     started_at = datetime.now(tz=UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     machine = machine_info()
-    windows = {f"{BACKFILL_YEAR}-{m:02d}-01": month_window(BACKFILL_YEAR, m) for m in range(1, 13)}
+    keys = [f"{BACKFILL_YEAR}-{month:02d}-01" for month in range(1, 13)]
+    windows = {key: month_window(key) for key in keys}
     per_day = max(1, round(args.backfill_per_month * 12 / 365))
     data = SandboxData(per_day=per_day, data_start=DATA_START, seed=SEED)
     clock = now_ms(BACKFILL_NOW)
@@ -333,7 +320,7 @@ def backfill_benchmark(args: argparse.Namespace, command: str) -> int:
         cache_dir = args.cache_dir or scratch / "cache"
         # The cache is written by a sandbox without the latency model: the runs' sandboxes
         # (with it) replay the same bytes.
-        with Sandbox(per_day, BACKFILL_NOW, cache_dir, scratch / "sandbox.log") as sandbox:
+        with Sandbox(per_day, BACKFILL_NOW, cache_dir, scratch / "sandbox-prewarm") as sandbox:
             # The project's own request windows: a 31-day month takes two requests.
             body_bytes = [
                 sandbox.prewarm(request.query_params)

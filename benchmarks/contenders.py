@@ -13,11 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.environment import clean_env, create_instance_storage, dagster_home, venv_tool
+from benchmarks.environment import clean_env, dagster_home
 from benchmarks.files import bench_details
 from benchmarks.settings import (
     BENCH_DIR,
-    DEFINITIONS_MODULE,
     FLOOR_TABLE,
     PARTITION_KEY,
     PROJECT_START_DATE,
@@ -29,6 +28,15 @@ from benchmarks.settings import (
     WINDOW_START,
 )
 from conversation_assets.dixa.windows import Window
+from conversation_assets_tests.support.materialize import materialize_command
+
+#: A contender's output (stdout and stderr) is ``<its folder>/output.log``.
+OUTPUT_LOG = "output"
+
+
+def output_log(workdir: Path) -> Path:
+    """Where the contender run in ``workdir`` wrote its output."""
+    return workdir / f"{OUTPUT_LOG}.log"
 
 
 @dataclass(frozen=True)
@@ -79,15 +87,8 @@ def project_dagster(case: Case, workdir: Path) -> Invocation:
     """One partition materialized through Dagster's CLI (in process, no daemon)."""
     database = workdir / "conversations.duckdb"
     env = project_env(case, workdir, database)
-    home = dagster_home(workdir)
-    env["DAGSTER_HOME"] = str(home)
-    if not FRESH_INSTANCE:
-        create_instance_storage(home)
-    argv = [
-        venv_tool("dagster"), "asset", "materialize", "-m", DEFINITIONS_MODULE,
-        "--select", "dixa/conversation_export", "--partition", PARTITION_KEY,
-    ]  # fmt: skip
-    return Invocation(argv, env, ROOT, database, PROJECT_TABLE)
+    env["DAGSTER_HOME"] = str(dagster_home(workdir, create_storage=not FRESH_INSTANCE))
+    return Invocation(materialize_command(PARTITION_KEY), env, ROOT, database, PROJECT_TABLE)
 
 
 def project_pipeline(case: Case, workdir: Path) -> Invocation:
@@ -188,15 +189,15 @@ def inner_timing(contender: str, workdir: Path) -> tuple[float | None, dict[str,
     the details); ``project_pipeline``: the seconds ``conversation_assets.load`` prints; the two
     scripts: what they print on their ``BENCH`` line.
     """
-    stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
+    output = output_log(workdir)
+    text = output.read_text(errors="replace") if output.exists() else ""
     if contender.startswith("project_dagster"):
-        text = stderr.read_text(errors="replace") + stdout.read_text(errors="replace")
         steps = {m["step"]: dagster_duration(m["t"]) for m in _STEP_SUCCESS.finditer(text)}
         return steps.get("dixa_conversation_export"), {"step_seconds": steps}
     if contender.startswith("project_pipeline"):
-        match = _LOAD_SECONDS.search(stdout.read_text(errors="replace"))
+        match = _LOAD_SECONDS.search(text)
         return (float(match["t"]) if match else None), {}
-    details = bench_details(stdout) or {}
+    details = bench_details(output) or {}
     if contender == "duckdb_floor" and "load_seconds" in details:
         return details["download_seconds"] + details["load_seconds"], details
     return details.get("seconds"), details

@@ -1,5 +1,5 @@
 """The environment of a measured process: the caller's shell without the settings that would
-change it, a fresh DAGSTER_HOME, and the console scripts of the driver's venv."""
+change it, and a fresh DAGSTER_HOME (the test support's, or one without storage)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import os
 import shutil
 from pathlib import Path
 
-from benchmarks.settings import ROOT, VENV_BIN
+from conversation_assets_tests.support.dagster_deployment import (
+    LOCAL_INSTANCE_CONFIG,
+    make_dagster_home,
+)
 
 #: Variables of the caller's shell that would change what a contender does.
 STRIPPED_ENV_PREFIXES = (
@@ -35,22 +38,12 @@ def clean_env(workdir: Path, **extra: str) -> dict[str, str]:
     return {**env, "TMPDIR": str(tmp), **extra}
 
 
-def dagster_home(workdir: Path) -> Path:
-    """A fresh DAGSTER_HOME with the project's local instance config."""
+def dagster_home(workdir: Path, create_storage: bool = True) -> Path:
+    """``workdir/dagster_home`` with the project's local instance config; its SQLite storage
+    created (untimed) unless ``create_storage`` is false (``--fresh-instance``)."""
+    if create_storage:
+        return make_dagster_home(workdir)
     home = workdir / "dagster_home"
     home.mkdir()
-    shutil.copy(ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
+    shutil.copy(LOCAL_INSTANCE_CONFIG, home / "dagster.yaml")
     return home
-
-
-def create_instance_storage(home: Path) -> None:
-    """Create the instance's SQLite storage (runs, event-log index, schedules), untimed."""
-    from dagster import DagsterInstance
-
-    with DagsterInstance.from_config(str(home)) as instance:
-        instance.get_runs(limit=1)
-
-
-def venv_tool(name: str) -> str:
-    """A console script of the driver's environment (the same venv as the driver)."""
-    return str(VENV_BIN / name) if (VENV_BIN / name).exists() else name

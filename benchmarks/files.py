@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from benchmarks.settings import PROJECT_TABLE
+from conversation_assets_tests.support.helpers import query, table_counts
 
 
 def count_rows(database: Path, table: str) -> tuple[int | None, str]:
@@ -32,23 +33,10 @@ def dataset_counts(database: Path) -> dict[str, int]:
     """Rows per table of the ``dixa`` dataset (dlt's own tables left out), plus distinct ids."""
     if not database.exists():
         return {}
-    with duckdb.connect(str(database), read_only=True) as connection:
-        names = [
-            row[0]
-            for row in connection.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dixa' "
-                "AND table_name NOT LIKE '_dlt%' ORDER BY table_name"
-            ).fetchall()
-        ]
-        counts = {
-            name: connection.execute(f"SELECT COUNT(*) FROM dixa.{name}").fetchone()[0]
-            for name in names
-        }
-        if "conversation_export" in names:
-            (distinct,) = connection.execute(
-                f"SELECT COUNT(DISTINCT id) FROM {PROJECT_TABLE}"
-            ).fetchone()
-            counts["distinct ids"] = distinct
+    counts = dict(sorted(table_counts(database).items()))
+    if "conversation_export" in counts:
+        sql = f"SELECT COUNT(DISTINCT id) FROM {PROJECT_TABLE}"
+        counts["distinct ids"] = query(database, sql)[0][0]
     return counts
 
 
@@ -60,9 +48,9 @@ def tail(path: Path, lines: int = 15) -> list[str]:
         return []
 
 
-def bench_details(stdout: Path) -> dict[str, Any] | None:
+def bench_details(output: Path) -> dict[str, Any] | None:
     """The ``BENCH {json}`` line a contender script printed, if any."""
-    for line in reversed(tail(stdout, 50)):
+    for line in reversed(tail(output, 50)):
         if line.startswith("BENCH "):
             with suppress(ValueError):
                 return json.loads(line[6:])

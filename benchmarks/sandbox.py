@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
 import requests
 
-from benchmarks.settings import DATA_START, ROOT, SEED, TOKEN
+from benchmarks.settings import DATA_START, SEED, TOKEN
 from conversation_assets.dixa.windows import Window, to_ms
+from conversation_assets_tests.support.processes import ManagedProcess, stop_process
+from conversation_assets_tests.support.sandboxed_deployment import sandbox_command, start_sandbox
 from dixa_sandbox import SandboxData
 
 _LOG_LINE = re.compile(r"sandbox: GET (?P<target>\S+) (?P<status>\d+) (?P<bytes>\d+)B")
@@ -33,59 +31,47 @@ class Served:
 
 
 class Sandbox:
-    """The sandbox API as a subprocess on a free loopback port, with an answer cache."""
+    """The sandbox API as a subprocess on a free loopback port, with an answer cache.
+
+    Started and stopped by the test support's helpers; its log is ``log_dir/sandbox.log``.
+    """
 
     def __init__(
         self,
         per_day: int,
         now: str,
         cache_dir: Path,
-        log_path: Path,
+        log_dir: Path,
         array_repeat: int = 1,
         extra_args: Sequence[str] = (),
     ):
-        self.extra_args = list(extra_args)
-        self.per_day = per_day
-        self.array_repeat = array_repeat
-        self.now = now
-        self.cache_dir = cache_dir
-        self.log_path = log_path
-        self.process: subprocess.Popen[str] | None = None
+        self.command = sandbox_command(
+            token=TOKEN,
+            now=now,
+            per_day=per_day,
+            data_start=DATA_START,
+            extra=(
+                *("--seed", str(SEED), "--cache-dir", str(cache_dir)),
+                *("--array-repeat", str(array_repeat), *extra_args),
+            ),
+        )
+        self.log_dir = log_dir
+        self.process: ManagedProcess | None = None
         self.url = ""
-        self._log: TextIO | None = None
         self._log_offset = 0
 
     def __enter__(self) -> Sandbox:
-        self._log = self.log_path.open("w")
-        command = [
-            sys.executable, "-m", "dixa_sandbox", "--host", "127.0.0.1",
-            "--port", "0", "--per-day", str(self.per_day), "--data-start",
-            DATA_START.isoformat(), "--seed", str(SEED), "--now", self.now,
-            "--cache-dir", str(self.cache_dir), "--array-repeat", str(self.array_repeat),
-            *self.extra_args,
-        ]  # fmt: skip
-        env = {**os.environ, "DIXA_API_TOKEN": TOKEN}
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=self._log, text=True, env=env, cwd=ROOT
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "listening on" not in line:
-            self.__exit__(None, None, None)
-            raise RuntimeError(f"the sandbox did not start: {line!r}, see {self.log_path}")
-        self.url = line.split()[-1]
+        self.process, self.url = start_sandbox(self.command, self.log_dir)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._log is not None:
-            self._log.close()
+        if self.process is not None:
+            stop_process(self.process, timeout=10)
+
+    @property
+    def log_path(self) -> Path:
+        assert self.process is not None, "the sandbox was not started"
+        return self.process.log_path
 
     @property
     def export_url(self) -> str:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUT = BENCH_DIR / "results"
-VENV_BIN = Path(sys.executable).parent
 
 TOKEN = "benchmark-token-4f7e"
 SEED = 7
@@ -27,5 +25,3 @@ BASELINE = "project_dagster"
 
 BACKFILL_YEAR = 2023
 BACKFILL_NOW = "2024-01-02T00:00:00+00:00"
-BACKFILL_JOB = "dixa_conversation_export_job"
-DEFINITIONS_MODULE = "conversation_assets.definitions"

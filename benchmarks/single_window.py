@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import contenders
-from benchmarks.contenders import CONTENDERS, FLOOR_NOTE, SEED_NOTES, Case, Invocation, inner_timing
+from benchmarks.contenders import (
+    CONTENDERS,
+    FLOOR_NOTE,
+    OUTPUT_LOG,
+    SEED_NOTES,
+    Case,
+    Invocation,
+    inner_timing,
+    output_log,
+)
 from benchmarks.files import count_rows, scratch_dir, tail, write_results
 from benchmarks.machine import machine_info
 from benchmarks.memory import GB, MB, TreeWatch, kill_tree
@@ -24,6 +33,7 @@ from benchmarks.report import report_markdown, summarize
 from benchmarks.sandbox import Sandbox, calibrate
 from benchmarks.settings import SANDBOX_NOW, WINDOW_END, WINDOW_START
 from conversation_assets.dixa.windows import Window, to_ms
+from conversation_assets_tests.support.processes import start_process
 
 
 @dataclass
@@ -56,34 +66,29 @@ class RunResult:
 def execute(
     invocation: Invocation, workdir: Path, limit_bytes: int | None, timeout: float
 ) -> tuple[int, TreeWatch, float, str]:
-    """Run one contender under the watch; return (exit code, watch, seconds, kill reason)."""
-    stdout_path, stderr_path = workdir / "stdout.log", workdir / "stderr.log"
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        started = time.monotonic()
-        process = subprocess.Popen(
-            invocation.argv,
-            cwd=invocation.cwd,
-            env=invocation.env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-        watch = TreeWatch(process.pid, limit_bytes)
-        watch.start()
-        reason = ""
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            reason = f"killed: timeout after {timeout:g} s"
-            kill_tree(process.pid)
-            process.wait()
-        seconds = time.monotonic() - started
-        watch.stop()
-        kill_tree(process.pid)  # anything the contender left running in its session
+    """Run one contender under the watch; return (exit code, watch, seconds, kill reason).
+
+    Its output (stdout and stderr) goes to ``workdir/output.log``.
+    """
+    started = time.monotonic()
+    process = start_process(
+        OUTPUT_LOG, invocation.argv, env=invocation.env, cwd=invocation.cwd, log_dir=workdir
+    )
+    watch = TreeWatch(process.pid, limit_bytes)
+    watch.start()
+    reason = ""
+    try:
+        process.popen.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        reason = f"killed: timeout after {timeout:g} s"
+        kill_tree(process.pid)
+        process.popen.wait()
+    seconds = time.monotonic() - started
+    watch.stop()
+    kill_tree(process.pid)  # anything the contender left running in its session
     if watch.killed:
         reason = f"killed: over {limit_bytes / GB:g} GB" if limit_bytes else "killed"
-    return process.returncode, watch, seconds, reason
+    return process.popen.returncode, watch, seconds, reason
 
 
 def run_one(
@@ -119,7 +124,7 @@ def run_one(
         elif returncode != 0:
             result.status, result.reason = "failed", f"exit code {returncode}"
         if result.status == "failed":
-            result.log_tail = tail(workdir / "stderr.log") or tail(workdir / "stdout.log")
+            result.log_tail = tail(output_log(workdir))
         if result.status != "ok":
             return result
         rows, why = count_rows(invocation.database, invocation.table)
@@ -128,7 +133,7 @@ def run_one(
         if rows is None:
             result.reason = why
         if not result.rows_ok:
-            result.log_tail = tail(workdir / "stderr.log") or tail(workdir / "stdout.log")
+            result.log_tail = tail(output_log(workdir))
         return result
     finally:
         if keep:
@@ -160,8 +165,8 @@ def run_sizes(args: argparse.Namespace, scratch: Path) -> tuple[dict[int, Case],
     given_up: dict[str, str] = {}  # contender -> why it is not run any more
     for size in args.sizes:
         per_day, conversations = calibrate(size, window, SANDBOX_NOW)
-        log_path = scratch / f"sandbox-{size}.log"
-        with Sandbox(per_day, SANDBOX_NOW, cache_dir, log_path, args.array_repeat) as sandbox:
+        log_dir = scratch / f"sandbox-{size}"
+        with Sandbox(per_day, SANDBOX_NOW, cache_dir, log_dir, args.array_repeat) as sandbox:
             body_bytes = sandbox.prewarm(window.query_params)
             case = Case(size, per_day, conversations, sandbox.url, window, body_bytes)
             cases[size] = case
