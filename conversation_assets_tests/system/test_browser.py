@@ -1,10 +1,10 @@
 """The Dagster UI in a real browser, as a data engineer uses it: no GraphQL shortcuts.
 
 Debian's ``chromium`` driven by Playwright (Playwright's own browser download is not used): the
-deployment of ``test_e2e_backfill.py`` (sandbox, ``dagster-webserver``, ``dagster-daemon`` on a
-fresh ``DAGSTER_HOME``), then the asset page, the Materialize dialog for one month, the run page
-until it says Success, the same dialog for a backfill of three months, the backfill page until
-it says Succeeded, the DuckDB file and the Partitions tab.
+deployment of ``support/sandboxed_deployment.py`` (sandbox, ``dagster-webserver``,
+``dagster-daemon`` on a fresh ``DAGSTER_HOME``), then the asset page, the Materialize dialog for
+one month, the run page until it says Success, the same dialog for a backfill of three months,
+the backfill page until it says Succeeded, the DuckDB file and the Partitions tab.
 
 Every step leaves a screenshot in a folder named in any failure message: under pytest's tmp
 folder, or ``CONVERSATION_ASSETS_SCREENSHOTS`` when set.
@@ -17,19 +17,16 @@ import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 
 import duckdb
 import playwright.sync_api as playwright_api
 import pytest
 
-from conversation_assets_tests.system.test_e2e_backfill import (
-    Deployment,
+from conversation_assets_tests.support.helpers import month_window
+from conversation_assets_tests.support.sandboxed_deployment import (
+    SandboxedDeployment,
     Setup,
-    expected_ids,
-    find_runs,
-    loaded_ids,
     running_deployment,
 )
 
@@ -208,9 +205,9 @@ def backfill_status(page: playwright_api.Page) -> Callable[[], str | None]:
     return lambda: field.inner_text().strip() if field.count() else None
 
 
-def ids_by_month(deployment: Deployment) -> dict[str, set[int]]:
+def ids_by_month(deployment: SandboxedDeployment) -> dict[str, set[int]]:
     """The loaded ids grouped by the month of their ``updated_at`` (UTC)."""
-    loaded_ids(deployment)  # waits until no run holds the file
+    deployment.loaded_ids()  # waits until no run holds the file
     with duckdb.connect(str(deployment.database), read_only=True) as connection:
         rows = connection.execute(
             "SELECT strftime(make_timestamp(updated_at * 1000), '%Y-%m-01'), list(id) "
@@ -257,17 +254,12 @@ def take_pictures(page: playwright_api.Page, url: str, run_url: str, backfill_ur
 CLIP_TOP = {"x": 0, "y": 0, "width": 1280, "height": 420}
 
 
-def month_end(key: str) -> date:
-    start = date.fromisoformat(key)
-    return date(start.year + start.month // 12, start.month % 12 + 1, 1)
-
-
 def test_materialize_and_backfill_from_the_asset_page(
     page: playwright_api.Page, screenshots: Path, tmp_path: Path
 ) -> None:
     steps = Steps(page, screenshots)
     with running_deployment(Setup(), tmp_path) as deployment:
-        url = deployment.webserver_url
+        url = deployment.dagster.webserver_url
 
         with steps.step("asset-page"):
             open_first_page(page, url + ASSET_PAGE)
@@ -300,10 +292,10 @@ def test_materialize_and_backfill_from_the_asset_page(
             loaded = ids_by_month(deployment)
             assert sorted(loaded) == months
             for key in months:
-                expected = expected_ids(date.fromisoformat(key), month_end(key))
+                expected = deployment.setup.expected_ids(month_window(key))
                 assert loaded[key] == expected, f"{key}: {len(loaded[key])} of {len(expected)}"
-            assert len(loaded_ids(deployment)) == sum(len(ids) for ids in loaded.values())
-            runs = find_runs(deployment, {})
+            assert len(deployment.loaded_ids()) == sum(len(ids) for ids in loaded.values())
+            runs = deployment.dagster.graphql.runs()
             ui_runs = [run for run in runs if run["partition"] in months]
             assert sorted(run["partition"] for run in ui_runs) == months, ui_runs
             assert all(run["status"] == "SUCCESS" for run in ui_runs), ui_runs
