@@ -3,7 +3,7 @@
     python benchmarks/seed_rest_api.py --base-url URL --after MS --before MS \
         --database FILE --pipelines-dir DIR        # token from DIXA_API_TOKEN
 
-``benchmarks/run.py`` starts it in an empty working directory, so the project's ``.dlt/config.toml``
+The benchmark starts it in an empty working directory, so the project's ``.dlt/config.toml``
 does not apply: dlt's defaults (insert_values into DuckDB, default writer and normalize settings).
 Two changes to the seed's configuration, both reported in the results:
 
@@ -29,13 +29,32 @@ from typing import Any
 import dlt
 from dlt.sources.rest_api import rest_api_source
 
-from conversation_assets.dixa.endpoints import seed_rest_api_config
-
 PIPELINE_NAME = "seed_rest_api"
 #: dlt's default dataset name for a pipeline: ``<pipeline_name>_dataset``.
 DATASET_NAME = f"{PIPELINE_NAME}_dataset"
 SEED_DATA_SELECTOR = "data"
 DATA_SELECTOR = "$"
+
+
+def seed_rest_api_config(base_url: str, api_token: str) -> dict[str, Any]:
+    """The seed's ``rest_api_source`` configuration as written (``data_selector`` included)."""
+    return {
+        "client": {
+            "base_url": base_url,
+            "auth": {"type": "bearer", "token": api_token},
+        },
+        "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
+        "resources": [
+            {
+                "name": "conversation_export",
+                "endpoint": {
+                    "path": "/conversation_export",
+                    "data_selector": SEED_DATA_SELECTOR,
+                    "paginator": {"type": "single_page"},
+                },
+            }
+        ],
+    }
 
 
 def seed_config(base_url: str, token: str, after: int, before: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""A quick run of ``benchmarks/run.py``: it writes the table and the JSON, and every row is ok.
+"""A quick run of ``python -m benchmarks``: it writes the table and the JSON, and every row is ok.
 
 No timing is asserted: only that the benchmark runs end to end (sandbox, contenders as
 subprocesses, memory sampling, row counts) and reports what it measured.
@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.backfill import latency_args
+from benchmarks.cli import build_parser
+from benchmarks.report import backfill_markdown
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-SCRIPT = PROJECT_DIR / "benchmarks" / "run.py"
 CONTENDERS = ("project_pipeline", "duckdb_floor")
 
 
@@ -22,7 +25,7 @@ CONTENDERS = ("project_pipeline", "duckdb_floor")
 def test_benchmark_smoke_run_writes_table_and_json(tmp_path: Path) -> None:
     command = [
         sys.executable,
-        str(SCRIPT),
+        *("-m", "benchmarks"),
         *("--sizes", "2000", "--repeat", "1"),
         *("--contenders", ",".join(CONTENDERS)),
         *("--out", str(tmp_path)),
@@ -58,17 +61,12 @@ def test_benchmark_smoke_run_writes_table_and_json(tmp_path: Path) -> None:
 def test_backfill_options_reach_the_sandbox_and_the_report_compares_pools() -> None:
     """The latency model's options become the sandbox's flags; the report's speedup column
     compares each pool's total wall time with the first pool's."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import run  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    args = run.build_parser().parse_args(
+    args = build_parser().parse_args(
         ["--backfill", "--pools", "1,3", "--first-byte-seconds", "5", "--bandwidth-mb", "5"]
     )
     assert args.pools == [1, 3]
-    assert run.latency_args(args) == ["--first-byte-seconds", "5", "--bandwidth-mb", "5"]
-    assert run.latency_args(run.build_parser().parse_args(["--backfill"])) == []
+    assert latency_args(args) == ["--first-byte-seconds", "5", "--bandwidth-mb", "5"]
+    assert latency_args(build_parser().parse_args(["--backfill"])) == []
 
     def summary(pool: int, wall: float) -> dict:
         return {
@@ -87,5 +85,5 @@ def test_backfill_options_reach_the_sandbox_and_the_report_compares_pools() -> N
             "cores": 2, "ram_gb": 1, "cpu_model": "x", "git": {"commit": "abc"}
         },
     }  # fmt: skip
-    report = run.backfill_markdown(meta, [summary(1, 300.0), summary(3, 100.0)])
+    report = backfill_markdown(meta, [summary(1, 300.0), summary(3, 100.0)])
     assert "| 3 | 12 | 1,200 | 100.0 | 3.00x |" in report
