@@ -1,7 +1,9 @@
 """Fault injection: how the sandbox misbehaves on purpose, one queued fault per request.
 
-Each ``conversation_export`` request that passes auth and validation consumes the head of the
-server's fault queue; a fault with ``times=n`` applies to the next ``n`` such requests.
+Each export request (``conversation_export`` or ``message_export``) that passes auth and
+validation consumes the first fault queued for it (``SandboxServer.inject(..., endpoint=...)``
+aims faults at one endpoint; by default any export request takes them); a fault with
+``times=n`` applies to the next ``n`` such requests.
 
 CLI specs (``Fault.parse``): ``429x3:retry_after=1``, ``503x2``, ``500:message=boom``,
 ``slow:2.5``, ``stall:5000:2.5``, ``cutoff:5000``, ``reset:5000``, ``invalid_json``, ``object``,
