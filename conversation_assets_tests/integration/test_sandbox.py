@@ -93,21 +93,38 @@ def test_missing_authorization_header_is_401(server: SandboxServer) -> None:
     assert response.status_code == 401
 
 
+def invalid_filters(after: str, before: str) -> list[tuple[dict[str, str], str]]:
+    """Queries of one endpoint that miss or garble a filter, and the filter the 400 names."""
+    return [
+        ({before: "2024-01-02"}, after),
+        ({after: "2024-01-01"}, before),
+        ({after: "2024-13-01", before: "2024-01-02"}, after),
+        ({after: "2024-01-01", before: "tomorrow"}, before),
+        ({after: "-5", before: "2024-01-02"}, after),
+    ]
+
+
 @pytest.mark.parametrize(
-    ("params", "named"),
+    ("path", "params", "named"),
     [
-        ({"updated_before": "2024-01-02"}, "updated_after"),
-        ({"updated_after": "2024-01-01"}, "updated_before"),
-        ({"updated_after": "2024-13-01", "updated_before": "2024-01-02"}, "updated_after"),
-        ({"updated_after": "2024-01-01", "updated_before": "tomorrow"}, "updated_before"),
-        ({"updated_after": "-5", "updated_before": "2024-01-02"}, "updated_after"),
+        *[
+            ("conversation_export", *case)
+            for case in invalid_filters("updated_after", "updated_before")
+        ],
+        *[("message_export", *case) for case in invalid_filters("created_after", "created_before")],
+        # The other endpoint's filter pair is not this one's.
+        (
+            "message_export",
+            {"updated_after": "2024-01-01", "updated_before": "2024-01-02"},
+            "created_after",
+        ),
     ],
 )
 def test_missing_or_invalid_parameter_is_400(
-    server: SandboxServer, params: dict[str, str], named: str
+    server: SandboxServer, path: str, params: dict[str, str], named: str
 ) -> None:
     response = requests.get(
-        f"{server.url}conversation_export",
+        f"{server.url}{path}",
         params=params,
         headers={"Authorization": f"Bearer {TOKEN}"},
         timeout=5,
