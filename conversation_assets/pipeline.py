@@ -73,7 +73,8 @@ def make_pipeline(
         pipelines_dir=str(pipelines_dir),
         destination=make_destination(config, staging_suffix),
         dataset_name=DATASET_NAME,
-        progress="log" if config.progress == "log" else None,
+        # Rows per table; no memory figures (they need psutil, which dlt warns about).
+        progress=dlt.progress.log(dump_system_stats=False) if config.progress == "log" else None,
     )
 
 
