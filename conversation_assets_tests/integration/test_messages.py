@@ -20,6 +20,7 @@ from conversation_assets.defs.checks import DATA_QUALITY_CHECKS
 from conversation_assets.dixa.windows import Window, format_ms, request_windows
 from conversation_assets_tests.conftest import TOKEN
 from conversation_assets_tests.support import oracle
+from conversation_assets_tests.support.environment import database_of
 from conversation_assets_tests.support.helpers import load_window, month_window, query
 from conversation_assets_tests.support.messages import (
     ADVISORY_CHECK,
@@ -40,8 +41,8 @@ from conversation_assets_tests.support.messages import (
 from conversation_assets_tests.support.oracle_scenarios import PATH_FORMATS, observing_extract
 from dixa_sandbox import Fault, SandboxServer
 
-FEBRUARY = month_window(2024, 2)
-MARCH = month_window(2024, 3)
+FEBRUARY = month_window("2024-02-01")
+MARCH = month_window("2024-03-01")
 MESSAGE_CHILDREN = ("message_export__to", "message_export__cc", "message_export__attached_files")
 
 
@@ -49,10 +50,6 @@ MESSAGE_CHILDREN = ("message_export__to", "message_export__cc", "message_export_
 def extract_format() -> str:
     """The default setting; messages take dlt's normalizer whatever it says (a test below)."""
     return "json"
-
-
-def database_of(env: dict[str, str]) -> str:
-    return env["DESTINATION__DUCKDB__CREDENTIALS"]
 
 
 def requests_of(window: Window, batch_size: int) -> int:
@@ -366,8 +363,9 @@ def test_the_daily_job_loads_both_and_unknown_conversations_are_those_updated_la
         }
         assert_exactly(database, messages)
 
-        for month in (4, 5, 6):  # the months in which those conversations were last updated
-            load_window(month_window(2024, month), tmp_path / f"conversations-{month}")
+        # The months in which those conversations were last updated (up to the sandbox's clock).
+        load_window(month_window("2024-04-01"), tmp_path / "conversations-april")
+        load_window(month_window("2024-05-01", "2024-06-01"), tmp_path / "conversations-later")
         again = materialize(MESSAGE_JOB, "2024-03-01", instance)
         assert again.success
         advisory = check_evaluations(again)[ADVISORY_CHECK]

@@ -8,7 +8,6 @@ then holds exactly the month's messages (the oracle, ``support/messages.py``).
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -16,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from conversation_assets_tests.conftest import TOKEN
+from conversation_assets_tests.support.environment import database_of, project_env
 from conversation_assets_tests.support.helpers import month_window
+from conversation_assets_tests.support.materialize import DEFINITIONS_MODULE
 from conversation_assets_tests.support.messages import (
     describe,
     findings_against,
@@ -24,16 +25,18 @@ from conversation_assets_tests.support.messages import (
     read_messages,
     served_in,
 )
+from conversation_assets_tests.support.processes import venv_executable
 from dixa_sandbox import Fault, SandboxData, SandboxServer
 
-MARCH = month_window(2024, 3)
-NOW_MS = month_window(2024, 6).start_ms
+MARCH = month_window("2024-03-01")
+NOW_MS = month_window("2024-06-01").start_ms
 
 
 def materialize(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``dagster asset materialize`` of April's messages, leading a process group of its own."""
     command = [
-        str(Path(sys.executable).parent / "dagster"),
-        *("asset", "materialize", "-m", "conversation_assets.definitions"),
+        venv_executable("dagster"),
+        *("asset", "materialize", "-m", DEFINITIONS_MODULE),
         *("--select", "dixa/message_export", "--partition", "2024-04-01"),
     ]
     with log.open("wb") as output:
@@ -47,27 +50,25 @@ def test_a_message_materialization_killed_mid_extract_is_completed_by_the_next_r
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = SandboxData(per_day=100, data_start=date(2024, 1, 1))
-    database = tmp_path / "conversations.duckdb"
-    runs_dir = tmp_path / "dlt_runs"
     (tmp_path / "home").mkdir()
     with SandboxServer(token=TOKEN, data=data, now=NOW_MS) as sandbox:
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(tmp_path / "home"),
-            "DIXA_API_TOKEN": TOKEN,
-            "DIXA_BASE_URL": sandbox.url,
-            "DIXA_START_DATE": "2024-01-01",
-            "DIXA_BATCH_SIZE_DAYS": "7",
-            "DESTINATION__DUCKDB__CREDENTIALS": str(database),
-            "DIXA_DLT_RUNS_DIR": str(runs_dir),
-        }
+        env = project_env(
+            tmp_path,
+            token=TOKEN,
+            base_url=sandbox.url,
+            DAGSTER_HOME=str(tmp_path / "home"),
+            DIXA_START_DATE="2024-01-01",
+            DIXA_BATCH_SIZE_DAYS="7",
+        )
+        database, runs_dir = database_of(env), Path(env["DIXA_DLT_RUNS_DIR"])
         for name in ("DIXA_API_TOKEN", "DIXA_BASE_URL", "DIXA_START_DATE", "DIXA_BATCH_SIZE_DAYS"):
             monkeypatch.setenv(name, env[name])
         monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(database))
         monkeypatch.setenv("DIXA_DLT_RUNS_DIR", str(tmp_path / "march_runs"))
+        monkeypatch.delenv("DESTINATION", raising=False)
         load_messages(MARCH, tmp_path / "march")  # a month already loaded must stay intact
         march = served_in(data, MARCH, NOW_MS)
-        april = served_in(data, month_window(2024, 4), NOW_MS)
+        april = served_in(data, month_window("2024-04-01"), NOW_MS)
         sandbox.reset()
 
         # The second answer is held half-way: by then the first one went to dlt's extract.
