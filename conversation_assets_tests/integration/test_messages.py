@@ -56,7 +56,7 @@ def requests_of(window: Window, batch_size: int) -> int:
     return len(list(request_windows(window.start_ms, window.end_ms, batch_size)))
 
 
-def assert_exactly(database: str, messages: list[dict]) -> None:
+def assert_exactly(database: Path | str, messages: list[dict]) -> None:
     """The message tables hold exactly ``messages``, and they are not trivially empty."""
     findings = findings_against(database, messages)
     assert not findings, describe(findings)
@@ -66,7 +66,7 @@ def assert_exactly(database: str, messages: list[dict]) -> None:
         assert loaded.rows.get(child), f"no rows in {child}"
 
 
-def message_snapshot(database: str) -> dict[str, list[str]]:
+def message_snapshot(database: Path | str) -> dict[str, list[str]]:
     """The message tables' content, dlt's row ids and load ids aside (they change on a merge)."""
     raw = message_tables(oracle.read_raw(duckdb_fetch(database)))
     loaded = oracle.keyed(raw)
