@@ -62,6 +62,8 @@ class MessageScenario:
     name: str = ""  # for the hand-made cases: what they show
     #: Ids some run must receive twice (two answers, or one answer twice): the case happened.
     served_twice: tuple[str, ...] = ()
+    #: Ids some run must receive outside the window of the request that asked.
+    served_outside: tuple[str, ...] = ()
 
     @property
     def versions(self) -> list[Record]:
@@ -188,10 +190,21 @@ class Served:
     server: SandboxServer
     seen: int = field(default=0)
 
-    def since_last(self) -> list[tuple[Any, Any]]:
+    def since_last(self) -> list[tuple[tuple[Any, Any], bool]]:
+        """Each pair served since the last call, and whether it lies in its request's own
+        window: the client asks ``created_after = start - 1 ms``, ``created_before = end`` for
+        ``[start, end)`` and keeps only that (``dixa.inside``). Under inclusive bounds a message
+        on ``start - 1 ms`` is also in the next answer, which leaves it to its own request."""
         requests = self.server.requests[self.seen :]
         self.seen = len(self.server.requests)
-        return [pair for request in requests for pair in request.served]
+        found = []
+        for request in requests:
+            after, before = (int(request.query[f"created_{side}"]) for side in ("after", "before"))
+            found += [
+                (pair, isinstance(pair[1], int) and after < pair[1] < before)
+                for pair in request.served
+            ]
+        return found
 
     def ever(self) -> set[tuple[Any, Any]]:
         return {pair for request in self.server.requests for pair in request.served}
@@ -216,13 +229,15 @@ def run_message_scenario(
     """Every run of ``scenario``, judged by the oracle; returns the number of runs.
 
     After each run: every message table holds exactly, per id, the newest version served to a
-    successful run inside that run's partition window (nothing of a failed run; no run may
-    fail). After the final pass (late messages all out, every partition re-run): exactly the
-    newest version of every message of the loaded months, with the columns they fill.
+    successful run inside the window of the request that served it and of the run's partition
+    (nothing of a failed run; no run may fail). After the final pass (late messages all out,
+    every partition re-run): exactly the newest version of every message of the loaded months,
+    with the columns they fill.
     """
     by_version = {(r["id"], r[CURSOR]): r for r in scenario.versions}
     served = Served(server)
     twice: set[Any] = set()
+    outside: set[Any] = set()
     loaded_versions: dict[tuple[Any, Any], Record] = {}
     plan = [(month, False) for month in scenario.runs]
     plan += [(month, True) for month in scenario.final_order]
@@ -233,8 +248,9 @@ def run_message_scenario(
         error = run_partition(month, number)
         after = message_tables(oracle.read_raw(fetch))
         this_run = served.since_last()
-        ids = [key for key, _ in this_run]
+        ids = [key for (key, _), _ in this_run]
         twice |= {key for key in ids if ids.count(key) > 1}
+        outside |= {key for (key, _), inside in this_run if not inside}
         findings: list[Finding] = []
         if error is not None:
             findings.append(Finding("run failed", "*", error[-2000:]))
@@ -242,10 +258,10 @@ def run_message_scenario(
                 findings.append(Finding("failed run committed rows", "*", error[:300]))
         else:
             window = month_window(month)
-            for pair in this_run:
+            for pair, in_its_request in this_run:
                 if pair not in by_version:
                     findings.append(Finding("served a record of no version", "*", f"{pair}"))
-                elif isinstance(pair[1], int) and pair[1] in window:
+                elif in_its_request and pair[1] in window:
                     loaded_versions[pair] = by_version[pair]
         findings += judge(oracle.keyed(after), newest(list(loaded_versions.values())))
         _raise(findings, scenario, f"run {number + 1} ({month}{', final pass' if final else ''})")
@@ -256,6 +272,8 @@ def run_message_scenario(
     findings += oracle.compare_columns(loaded, oracle.column_bounds(final, ever, MESSAGE_ROOT))
     if missed := set(scenario.served_twice) - twice:
         findings.append(Finding("the case did not happen", "*", f"never served twice: {missed}"))
+    if missed := set(scenario.served_outside) - outside:
+        findings.append(Finding("the case did not happen", "*", f"never served outside: {missed}"))
     _raise(findings, scenario, "after the final pass")
     return len(plan)
 
@@ -289,6 +307,7 @@ def _case(
     bounds: str = "exclusive",
     runs: tuple[str, ...] = ("2024-01-01",),
     served_twice: tuple[str, ...] = (),
+    served_outside: tuple[str, ...] = (),
 ) -> MessageScenario:
     return MessageScenario(
         batch_size,
@@ -299,6 +318,7 @@ def _case(
         list(MONTHS),
         name=name,
         served_twice=served_twice,
+        served_outside=served_outside,
     )
 
 
@@ -360,6 +380,18 @@ CASES: tuple[MessageScenario, ...] = (
         [_message("early", START_MS + 2 * DAY_MS, text="first")],
         (Update(2, _message("late", START_MS + DAY_MS, text="late"), endpoint=ENDPOINT),),
         batch_size=7,
+    ),
+    _case(
+        # Found by the generated histories: the message is in the second answer only (its
+        # created_after is the first window's last millisecond), which leaves it to the first
+        # request; the next run of February loads it.
+        "a late message on a request's last millisecond, served by the next answer (inclusive)",
+        [_message("early", FEB_1 + 5)],
+        (Update(1, _message("late", FEB_1 + 12 * DAY_MS - 2, to=["t"]), endpoint=ENDPOINT),),
+        batch_size=12,
+        bounds="inclusive",
+        runs=("2024-02-01",),
+        served_outside=("late",),
     ),
     _case(
         "null, empty and missing arrays, and null scalars",
