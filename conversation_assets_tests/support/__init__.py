@@ -8,4 +8,7 @@
 - ``environment``: the project's settings for a child process, named in one place.
 - ``helpers``: month windows, the pipeline on a window, DuckDB queries.
 - ``oracle``, ``oracle_scenarios``: the correctness oracle and its generated scenarios.
+- ``messages``, ``message_scenarios``: message windows loaded and judged by the oracle, and the
+  oracle's generated message histories (issue 12); ``hypothesis_profiles``: the oracle tests'
+  Hypothesis profiles (``HYPOTHESIS_PROFILE``).
 """

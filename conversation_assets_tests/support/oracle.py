@@ -8,6 +8,9 @@ carry *stable keys* instead of dlt's row ids, so that any load path can be compa
 - ``conversation_export__<array>``: ``(id, index)``;
 - ``conversation_export__<array>__<key>`` (an array inside an item): ``(id, index, index)``.
 
+Messages (issue 12) flatten the same way under their own root, ``message_export`` (pass
+``root=MESSAGE_ROOT``; their cursor is ``created_at``); :func:`keyed` knows both roots.
+
 A row is a dict of its non-null values (a null and an absent column are the same thing).
 :func:`compare` lists every difference between a destination and the oracle as a
 :class:`Finding` whose ``kind`` names the failure class.
@@ -23,6 +26,10 @@ from typing import Any
 
 from conversation_assets.dixa.schema import (
     INTEGER_FIELDS,
+    MESSAGE_BOOLEAN_FIELDS,
+    MESSAGE_INTEGER_FIELDS,
+    MESSAGE_STRING_ARRAY_FIELDS,
+    MESSAGE_STRING_FIELDS,
     RATING_INTEGER_FIELDS,
     RATING_STRING_FIELDS,
     STRING_ARRAY_FIELDS,
@@ -30,6 +37,9 @@ from conversation_assets.dixa.schema import (
 )
 
 ROOT = "conversation_export"
+MESSAGE_ROOT = "message_export"
+#: The root tables: a row of one is keyed by its ``id``, its child rows by their position.
+ROOTS = (ROOT, MESSAGE_ROOT)
 Record = dict[str, Any]
 Key = tuple[Any, ...]
 Row = dict[str, Any]
@@ -44,6 +54,8 @@ TEXT_COLUMNS: dict[str, frozenset[str]] = {
     f"{ROOT}__tags_info": frozenset({"id", "name"}),
     f"{ROOT}__custom_fields": frozenset({"attribute_id", "identifier", "value", "data_type"}),
     f"{ROOT}__custom_fields__value": frozenset({"value"}),
+    MESSAGE_ROOT: frozenset(MESSAGE_STRING_FIELDS),
+    **{f"{MESSAGE_ROOT}__{name}": frozenset({"value"}) for name in MESSAGE_STRING_ARRAY_FIELDS},
 }
 #: Every column the API's catalogue declares (``dixa/schema.py``, the API's documented fields):
 #: a destination may have them before any value arrives.
@@ -53,6 +65,9 @@ DECLARED_COLUMNS: dict[str, frozenset[str]] = {
     f"{ROOT}__ratings": frozenset(RATING_STRING_FIELDS + RATING_INTEGER_FIELDS),
     f"{ROOT}__tags_info": frozenset({"id", "name", "is_deactivated"}),
     f"{ROOT}__custom_fields": TEXT_COLUMNS[f"{ROOT}__custom_fields"] | {"archived"},
+    MESSAGE_ROOT: frozenset(
+        MESSAGE_STRING_FIELDS + MESSAGE_INTEGER_FIELDS + MESSAGE_BOOLEAN_FIELDS
+    ),
 }
 #: dlt's bookkeeping columns: the linkage is compared through the stable keys instead.
 LINKAGE = frozenset({"_dlt_id", "_dlt_load_id", "_dlt_root_id", "_dlt_parent_id", "_dlt_list_idx"})
@@ -74,13 +89,14 @@ class Finding:
 # -- the oracle ------------------------------------------------------------------------------
 
 
-def flatten(record: Record) -> Tables:
-    """One conversation's rows in every table (tables without rows are left out)."""
-    tables: Tables = {ROOT: {(record["id"],): _scalars(ROOT, record)}}
+def flatten(record: Record, root: str = ROOT) -> Tables:
+    """One record's rows in every table (tables without rows are left out); ``root`` is its
+    root table (``ROOT`` for a conversation, ``MESSAGE_ROOT`` for a message)."""
+    tables: Tables = {root: {(record["id"],): _scalars(root, record)}}
     for name, items in record.items():
         if not isinstance(items, list):
             continue
-        table = f"{ROOT}__{name}"
+        table = f"{root}__{name}"
         for index, item in enumerate(items):
             key = (record["id"], index)
             if not isinstance(item, dict):
@@ -105,27 +121,29 @@ def _scalars(table: str, values: Mapping[str, Any]) -> Row:
     }
 
 
-def expected_tables(records: Iterable[Record]) -> Tables:
+def expected_tables(records: Iterable[Record], root: str = ROOT) -> Tables:
     """The tables holding exactly ``records`` (one version per id)."""
     tables: Tables = {}
     for record in records:
-        for name, rows in flatten(record).items():
+        for name, rows in flatten(record, root).items():
             tables.setdefault(name, {}).update(rows)
     return tables
 
 
-def newest_versions(records: Iterable[Record], start_ms: int, end_ms: int) -> list[Record]:
-    """Per id the newest version, kept when its ``updated_at`` lies in ``[start_ms, end_ms)``."""
+def newest_versions(
+    records: Iterable[Record], start_ms: int, end_ms: int, cursor: str = "updated_at"
+) -> list[Record]:
+    """Per id the newest version, kept when its ``cursor`` lies in ``[start_ms, end_ms)``."""
     newest: dict[Any, Record] = {}
     for record in records:
         current = newest.get(record["id"])
-        if current is None or record["updated_at"] > current["updated_at"]:
+        if current is None or record[cursor] > current[cursor]:
             newest[record["id"]] = record
-    return [r for r in newest.values() if start_ms <= r["updated_at"] < end_ms]
+    return [r for r in newest.values() if start_ms <= r[cursor] < end_ms]
 
 
 def column_bounds(
-    now: Iterable[Record], ever: Iterable[Record]
+    now: Iterable[Record], ever: Iterable[Record], root: str = ROOT
 ) -> dict[str, tuple[set[str], set[str]]]:
     """Per table ``(required, allowed)`` data columns.
 
@@ -136,7 +154,7 @@ def column_bounds(
     bounds: dict[str, tuple[set[str], set[str]]] = {}
     for records, slot in ((now, 0), (ever, 1)):
         for record in records:
-            for table, rows in flatten(record).items():
+            for table, rows in flatten(record, root).items():
                 entry = bounds.setdefault(table, (set(), set(DECLARED_COLUMNS.get(table, ()))))
                 for row in rows.values():
                     entry[slot].update(row)
@@ -201,7 +219,7 @@ def keyed(raw: dict[str, list[Row]]) -> Loaded:
             values, folding = _fold(row)
             present |= {column for column in row if column not in LINKAGE}
             findings += [Finding("two values in a variant pair", name, f) for f in folding]
-            if name == ROOT:
+            if name in ROOTS:
                 key: Key = (row.get("id"),)
             else:
                 parent = keys.get(row.get("_dlt_parent_id"))
