@@ -5,6 +5,8 @@ The definitions are built when Dagster loads them (``@definitions``), from the o
 module does no work.
 """
 
+import functools
+
 from dagster import Definitions, definitions, in_process_executor
 from dagster_dlt import DagsterDltResource
 
@@ -45,5 +47,16 @@ def build_definitions(config: Config | None = None) -> Definitions:
 
 @definitions
 def defs() -> Definitions:
-    """What ``dagster dev``, ``dg`` and the code server load."""
-    return build_definitions()
+    """What ``dagster dev``, ``dg``, the code server and every run worker load."""
+    return definitions_for(Config.from_env(require_token=False))
+
+
+@functools.lru_cache(maxsize=4)
+def definitions_for(config: Config) -> Definitions:
+    """The definitions of ``config``, built once a process.
+
+    Dagster calls ``defs`` again each time it reconstructs the code location: six times in one
+    ``dagster asset materialize``, each build making the assets, checks and a dlt pipeline. A
+    process whose environment changes gets new definitions (the configuration is the key).
+    """
+    return build_definitions(config)

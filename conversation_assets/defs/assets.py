@@ -1,6 +1,7 @@
 """The partitioned Dagster assets over the Dixa source: one per endpoint, one month a run."""
 
 import atexit
+import functools
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from dagster import (
 )
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
+from dlt.extract.source import DltSource
 
 from conversation_assets.config import Config
 from conversation_assets.defs.partitions import monthly_partitions, partition_window
@@ -97,22 +99,35 @@ def column_schema(schema: RecordSchema) -> TableSchema:
     return TableSchema(columns=columns)
 
 
+@functools.cache
 def definitions_pipeline(config: Config) -> dlt.Pipeline:
     """The pipeline dagster-dlt reads the destination from when the definitions load; it never runs.
 
     Its working folder is private to this process and removed at exit: not dlt's default in the
     user's home (shared by every project on the machine), and not a shared folder either (code
-    servers and run workers that load the definitions at once raced on creating it).
+    servers and run workers that load the definitions at once raced on creating it). One a
+    process and configuration, shared by every endpoint's asset: making a dlt pipeline resolves
+    dlt's configuration, a cost every process that loads the definitions pays.
     """
     folder = tempfile.mkdtemp(prefix="dixa-definitions-")
     atexit.register(shutil.rmtree, folder, True)
     return make_pipeline(config, folder)
 
 
+@functools.cache
+def definitions_source() -> DltSource:
+    """The source the assets are described from (its resources' names); it never runs.
+
+    One a process: calling a dlt source resolves its configuration (0.15 s), and the run makes
+    its own source for its window (``source_for_window``).
+    """
+    return dixa_source(api_token="definition-time-placeholder")
+
+
 def build_export_asset(config: Config, endpoint: Endpoint) -> AssetsDefinition:
     """The partitioned asset of one endpoint, as ``config`` (read when the definitions load)
     describes it: the same code for every endpoint."""
-    source = dixa_source(api_token="definition-time-placeholder").with_resources(endpoint.name)
+    source = definitions_source().with_resources(endpoint.name)  # a copy: the shared one stays
 
     @dlt_assets(
         dlt_source=source,

@@ -2,9 +2,14 @@
 
 They query the destination through dlt's SQL client, so they work on DuckDB and Postgres alike.
 Each check is a plain function of a :class:`CheckRun` (the check's context, the run's
-:class:`Config` and the endpoint); :func:`build_checks` makes them Dagster asset checks of an
-endpoint's asset, partitioned like it. The same checks serve every endpoint (``{table}`` and
-``{cursor}`` in their SQL are the endpoint's); messages add one non-blocking check of their own.
+:class:`Config`, the endpoint and an open SQL client); :func:`build_checks` makes them the
+Dagster asset checks of an endpoint's asset, partitioned like it. The same checks serve every
+endpoint (``{table}`` and ``{cursor}`` in their SQL are the endpoint's); messages add one
+non-blocking check of their own.
+
+The checks of one asset run as one step (a ``multi_asset_check``): one dlt pipeline, one turn at
+the destination and one connection for all of them, and three Dagster events less a check than
+a step each (a run's fixed cost, which decides small months).
 """
 
 import tempfile
@@ -16,12 +21,14 @@ from typing import Any
 
 from dagster import (
     AssetCheckExecutionContext,
+    AssetCheckKey,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetRecordsFilter,
     PreviewWarning,
-    asset_check,
+    multi_asset_check,
 )
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
@@ -37,28 +44,13 @@ from conversation_assets.pipeline import make_pipeline
 
 @dataclass(frozen=True)
 class CheckRun:
-    """One evaluation of a check: its Dagster context, the run's config, the endpoint."""
+    """One evaluation of an asset's checks: the Dagster context, the run's config, the endpoint
+    and dlt's SQL client on the dataset (open, holding the destination)."""
 
     context: AssetCheckExecutionContext
     config: Config
     endpoint: Endpoint
-
-    @contextmanager
-    def client(self) -> Iterator[Any]:
-        """dlt's SQL client on the dataset, holding the destination (see ``hold_destination``).
-
-        A dlt working folder of its own (removed afterwards), and the destination's turn:
-        another run may be loading the same DuckDB file, or a reader holding it (a bounded,
-        logged wait).
-        """
-        runs_dir = self.config.runs_dir
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        prefix = f"{self.context.run.run_id}-checks-"
-        with tempfile.TemporaryDirectory(dir=runs_dir, prefix=prefix) as workdir:
-            pipeline = make_pipeline(self.config, workdir)
-            what = f"to run check {self.context.op_def.name}"
-            with hold_destination(pipeline, self.config, what, self.context.log) as client:
-                yield client
+    client: Any
 
     def query_one(self, sql: str, *params: Any, if_no_table: tuple[Any, ...]) -> tuple[Any, ...]:
         """One row of a query; ``{table}`` is the qualified root table, ``{cursor}`` its cursor.
@@ -66,16 +58,15 @@ class CheckRun:
         ``if_no_table`` is the answer while a table does not exist yet: a first load of a
         window without records creates no table.
         """
-        with self.client() as client:
-            names = {
-                "table": client.make_qualified_table_name(self.endpoint.name),
-                "cursor": self.endpoint.cursor,
-                "conversations": client.make_qualified_table_name(CONVERSATION_EXPORT.name),
-            }
-            try:
-                rows = client.execute_sql(sql.format(**names), *params)
-            except DatabaseUndefinedRelation:
-                return if_no_table
+        names = {
+            "table": self.client.make_qualified_table_name(self.endpoint.name),
+            "cursor": self.endpoint.cursor,
+            "conversations": self.client.make_qualified_table_name(CONVERSATION_EXPORT.name),
+        }
+        try:
+            rows = self.client.execute_sql(sql.format(**names), *params)
+        except DatabaseUndefinedRelation:
+            return if_no_table
         return tuple(rows[0]) if rows else ()
 
     def count_per_child_table(self, sql: str, *params: Any) -> dict[str, int]:
@@ -85,20 +76,20 @@ class CheckRun:
         Child tables are found in the destination itself (``<table>__*``), so tables that
         appeared with new array fields are checked too.
         """
+        client = self.client
+        tables = client.execute_sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            client.dataset_name,
+        )
+        prefix = f"{self.endpoint.name}__"
+        names = sorted(name for (name,) in tables if name.startswith(prefix))
+        root = client.make_qualified_table_name(self.endpoint.name)
         counts: dict[str, int] = {}
-        with self.client() as client:
-            tables = client.execute_sql(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                client.dataset_name,
-            )
-            prefix = f"{self.endpoint.name}__"
-            names = sorted(name for (name,) in tables if name.startswith(prefix))
-            root = client.make_qualified_table_name(self.endpoint.name)
-            for name in names:
-                child = client.make_qualified_table_name(name)
-                query = sql.format(child=child, root=root, cursor=self.endpoint.cursor)
-                (count,) = client.execute_sql(query, *params)[0]
-                counts[name] = int(count)
+        for name in names:
+            child = client.make_qualified_table_name(name)
+            query = sql.format(child=child, root=root, cursor=self.endpoint.cursor)
+            (count,) = client.execute_sql(query, *params)[0]
+            counts[name] = int(count)
         return counts
 
     def latest_partition_metadata(self) -> dict[str, Any]:
@@ -123,36 +114,33 @@ class CheckRun:
 CheckBody = Callable[[CheckRun], AssetCheckResult]
 
 
-def partitioned_check(
-    body: CheckBody, endpoint: Endpoint, config: Config, blocking: bool = True
-) -> AssetChecksDefinition:
-    """A check of the endpoint's asset, partitioned like it: a run checks the partition it loaded.
+@contextmanager
+def checking(
+    context: AssetCheckExecutionContext, config: Config, endpoint: Endpoint, names: Sequence[str]
+) -> Iterator[CheckRun]:
+    """A :class:`CheckRun` holding the destination (see ``hold_destination``) for ``names``.
 
-    The check reads the run's configuration from the ``dixa`` resource (its destination,
-    folders and waits), as the asset does. A ``cursor`` in the body's name becomes the
-    endpoint's cursor (``no_null_id_or_updated_at``). Partitioned asset checks are a preview
-    feature of Dagster 1.13, which says so with a ``PreviewWarning`` on every definition; the
-    project relies on them knowingly, so that one warning is ignored here, for these only.
+    A dlt working folder of its own (removed afterwards), and the destination's turn: another
+    run may be loading the same DuckDB file, or a reader holding it (a bounded, logged wait).
     """
+    runs_dir = config.runs_dir
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    prefix = f"{context.run.run_id}-checks-"
+    with tempfile.TemporaryDirectory(dir=runs_dir, prefix=prefix) as workdir:
+        pipeline = make_pipeline(config, workdir)
+        what = f"to run check {', '.join(names)}"
+        with hold_destination(pipeline, config, what, context.log) as client:
+            yield CheckRun(context, config, endpoint, client)
 
-    def check(context: AssetCheckExecutionContext, dixa: DixaResource) -> AssetCheckResult:
-        return body(CheckRun(context, dixa.config(require_token=False), endpoint))
 
-    name = body.__name__.replace("cursor", endpoint.cursor)
-    check.__name__ = name
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore",
-            message=r"Specifying a partitions_def on an AssetCheckSpec",
-            category=PreviewWarning,
-        )
-        return asset_check(
-            asset=asset_key(endpoint),
-            name=name,
-            description=(body.__doc__ or "").split("\n\n")[0],
-            partitions_def=monthly_partitions(config.start_date),
-            blocking=blocking,
-        )(check)
+class CheckError(RuntimeError):
+    """A check raised instead of returning a result (the other checks still ran)."""
+
+
+def check_name(body: CheckBody, endpoint: Endpoint) -> str:
+    """The check's name: the body's, a ``cursor`` in it being the endpoint's cursor
+    (``no_null_id_or_updated_at``)."""
+    return body.__name__.replace("cursor", endpoint.cursor)
 
 
 def no_duplicate_ids(run: CheckRun) -> AssetCheckResult:
@@ -281,10 +269,78 @@ ADVISORY_CHECKS: dict[str, Sequence[CheckBody]] = {
 
 
 def build_checks(config: Config, endpoint: Endpoint) -> list[AssetChecksDefinition]:
-    """The data-quality checks of one endpoint's asset, on its partitions."""
-    checks = [partitioned_check(body, endpoint, config) for body in DATA_QUALITY_CHECKS]
-    checks += [
-        partitioned_check(body, endpoint, config, blocking=False)
-        for body in ADVISORY_CHECKS.get(endpoint.name, ())
-    ]
-    return checks
+    """The data-quality checks of one endpoint's asset, on its partitions: one step for all.
+
+    The checks read the run's configuration from the ``dixa`` resource (its destination,
+    folders and waits), as the asset does. Each check keeps its own name, description, result
+    and blocking flag; a subset of them (the UI's "Execute" on one check) runs only those.
+    Partitioned asset checks are a preview feature of Dagster 1.13, which says so with a
+    ``PreviewWarning`` on every spec; the project relies on them knowingly, so that one warning
+    is ignored here, for these only.
+    """
+    bodies = {check_name(body, endpoint): body for body in DATA_QUALITY_CHECKS}
+    advisory = {check_name(body, endpoint): body for body in ADVISORY_CHECKS.get(endpoint.name, ())}
+    key = asset_key(endpoint)
+    partitions = monthly_partitions(config.start_date)
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Specifying a partitions_def on an AssetCheckSpec",
+            category=PreviewWarning,
+        )
+        specs = [
+            AssetCheckSpec(
+                name=name,
+                asset=key,
+                description=(body.__doc__ or "").split("\n\n")[0],
+                partitions_def=partitions,
+                blocking=name not in advisory,
+            )
+            for name, body in {**bodies, **advisory}.items()
+        ]
+
+    @multi_asset_check(specs=specs, name=f"dixa_{endpoint.name}_checks", can_subset=True)
+    def checks(
+        context: AssetCheckExecutionContext, dixa: DixaResource
+    ) -> Iterator[AssetCheckResult]:
+        selected = {check.name for check in context.selected_asset_check_keys}
+        chosen = {name: body for name, body in {**bodies, **advisory}.items() if name in selected}
+        yield from run_checks(run_config(dixa), context, endpoint, chosen)
+
+    return [checks]
+
+
+def run_config(dixa: DixaResource) -> Config:
+    """The run's configuration: the checks need no token."""
+    return dixa.config(require_token=False)
+
+
+def run_checks(
+    config: Config,
+    context: AssetCheckExecutionContext,
+    endpoint: Endpoint,
+    bodies: dict[str, CheckBody],
+) -> Iterator[AssetCheckResult]:
+    """Each check's result, in order, on one connection; a check that raises fails the step
+    after the others have reported (as a step of its own did)."""
+    key = asset_key(endpoint)
+    failed: list[str] = []
+    first_error: Exception | None = None
+    with checking(context, config, endpoint, list(bodies)) as run:
+        for name, body in bodies.items():
+            try:
+                result = body(run)
+            except Exception as error:
+                context.log.error(f"Check {name} raised {type(error).__name__}: {error}")
+                failed.append(name)
+                first_error = first_error or error
+                continue
+            yield result._replace(asset_key=key, check_name=name)
+    if first_error is not None:
+        message = f"Checks that raised instead of reporting: {', '.join(failed)}"
+        raise CheckError(message) from first_error
+
+
+def check_keys(checks: Sequence[AssetChecksDefinition]) -> set[AssetCheckKey]:
+    """Every check key of ``checks`` (a multi-check holds several)."""
+    return {key for definition in checks for key in definition.check_keys}

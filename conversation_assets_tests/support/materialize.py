@@ -74,12 +74,12 @@ def check_only_in_process(partition: str, instance: DagsterInstance) -> ExecuteI
     """Only the asset's data-quality checks for ``partition`` (as the UI's "Execute checks")."""
     from conversation_assets.config import Config
     from conversation_assets.definitions import build_definitions
-    from conversation_assets.defs.checks import build_checks
+    from conversation_assets.defs.checks import build_checks, check_keys
     from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT
 
     config = Config.from_env(require_token=False)
     job = build_definitions(config).resolve_job_def(JOB_NAME)
-    checks = {check.check_key for check in build_checks(config, CONVERSATION_EXPORT)}
+    checks = check_keys(build_checks(config, CONVERSATION_EXPORT))
     subset = job.get_subset(asset_selection=set(), asset_check_selection=checks)
     return subset.execute_in_process(
         partition_key=partition, instance=instance, raise_on_error=False
