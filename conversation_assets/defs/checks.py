@@ -237,16 +237,17 @@ def messages_of_known_conversations(run: CheckRun) -> AssetCheckResult:
     is a warning to look at, not an error.
     """
     window = run.partition_window()
-    (messages, unknown) = run.query_one(
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE NOT EXISTS "
-        "(SELECT 1 FROM {conversations} c WHERE c.id = m.csid)) "
-        "FROM {table} m WHERE m.{cursor} >= %s AND m.{cursor} < %s",
-        window.start_ms,
-        window.end_ms,
-        if_no_table=(0, -1),
+    inside = "FROM {table} m WHERE m.{cursor} >= %s AND m.{cursor} < %s"
+    bounds = (window.start_ms, window.end_ms)
+    (messages,) = run.query_one(f"SELECT COUNT(*) {inside}", *bounds, if_no_table=(0,))
+    # Without a conversation_export table (messages loaded first) every message is of an
+    # unknown conversation.
+    (unknown,) = run.query_one(
+        "SELECT COUNT(*) FILTER (WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {{conversations}} c WHERE c.id = m.csid)) {inside}",
+        *bounds,
+        if_no_table=(messages,),
     )
-    if unknown < 0:  # no conversation_export table yet: every message is of an unknown one
-        unknown = messages
     return AssetCheckResult(
         passed=unknown == 0,
         severity=AssetCheckSeverity.WARN,

@@ -309,14 +309,6 @@ def test_a_broken_answer_fails_the_run_with_a_clear_message_and_a_rerun_complete
     assert_exactly(database, served_in(sandbox.data, MARCH, sandbox.now_ms))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: conversation_assets/defs/checks.py messages_of_known_conversations: with "
-        "no conversation_export table the whole query fails, query_one answers if_no_table=(0, -1) "
-        "and the check reports messages=0, messages_of_unknown_conversations=0, passed=True"
-    ),
-)
 def test_messages_without_conversations_load_and_the_advisory_check_reports_them(
     sandbox: SandboxServer, dixa_env: dict[str, str]
 ) -> None:
