@@ -1,5 +1,6 @@
 """The single-window benchmark: every contender loads April 2024 at each size, ``--repeat`` times,
-under the memory watch; the table compares them."""
+under the memory watch; the table compares them. ``--endpoint message_export`` loads messages
+(sizes count messages) instead of conversations."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from benchmarks import contenders
 from benchmarks.contenders import (
     CONTENDERS,
     FLOOR_NOTE,
+    MESSAGE_CONTENDERS,
     OUTPUT_LOG,
     SEED_NOTES,
     Case,
@@ -32,7 +34,7 @@ from benchmarks.memory import GB, MB, TreeWatch, kill_tree
 from benchmarks.report import report_markdown, summarize
 from benchmarks.sandbox import Sandbox, calibrate
 from benchmarks.settings import SANDBOX_NOW, WINDOW_END, WINDOW_START
-from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT
+from conversation_assets.dixa.endpoints import ENDPOINTS, MESSAGE_EXPORT
 from conversation_assets.dixa.windows import Window, to_ms
 from conversation_assets_tests.support.processes import start_process
 
@@ -104,7 +106,7 @@ def run_one(
 ) -> RunResult:
     """Run ``contender`` once on ``case`` in a fresh folder and check what it loaded."""
     workdir = Path(tempfile.mkdtemp(prefix=f"{contender}-{case.size}-", dir=scratch))
-    result = RunResult(case.size, contender, repeat, "ok", expected_rows=case.conversations)
+    result = RunResult(case.size, contender, repeat, "ok", expected_rows=case.records)
     result.load_before = round(os.getloadavg()[0], 2)
     try:
         invocation = CONTENDERS[contender](case, workdir)
@@ -119,7 +121,7 @@ def run_one(
             status == 200 and size == case.body_bytes
             for status, size in zip(served.statuses, served.bytes, strict=True)
         )
-        result.inner_seconds, result.details = inner_timing(contender, workdir)
+        result.inner_seconds, result.details = inner_timing(contender, workdir, case.endpoint_name)
         if killed:
             result.status, result.reason = "killed", killed
         elif returncode != 0:
@@ -130,7 +132,7 @@ def run_one(
             return result
         rows, why = count_rows(invocation.database, invocation.table)
         result.rows = rows
-        result.rows_ok = rows == case.conversations
+        result.rows_ok = rows == case.records
         if rows is None:
             result.reason = why
         if not result.rows_ok:
@@ -145,6 +147,8 @@ def run_one(
 
 def plan_skip(contender: str, size: int, args: argparse.Namespace) -> str:
     """Why ``contender`` is not run at ``size`` (empty: it runs)."""
+    if args.endpoint == MESSAGE_EXPORT.name and contender not in MESSAGE_CONTENDERS:
+        return "skipped: conversations only (messages always take dlt's normalizer)"
     if contender == "seed_rest_api" and size > args.seed_max_size:
         return (
             f"skipped: above {args.seed_max_size:,} (dlt's rest_api holds the whole body many "
@@ -159,20 +163,23 @@ def run_sizes(args: argparse.Namespace, scratch: Path) -> tuple[dict[int, Case],
     A contender killed for memory is not run again at that size or any larger one.
     """
     window = Window(to_ms(WINDOW_START), to_ms(WINDOW_END))
+    endpoint = ENDPOINTS[args.endpoint]
     cache_dir = args.cache_dir or scratch / "cache"
     limit = int(args.memory_limit_gb * GB) if args.memory_limit_gb else None
     cases: dict[int, Case] = {}
     results: list[RunResult] = []
     given_up: dict[str, str] = {}  # contender -> why it is not run any more
     for size in args.sizes:
-        per_day, conversations = calibrate(size, window, SANDBOX_NOW)
+        per_day, records = calibrate(size, window, SANDBOX_NOW, endpoint)
         log_dir = scratch / f"sandbox-{size}"
-        with Sandbox(per_day, SANDBOX_NOW, cache_dir, log_dir, args.array_repeat) as sandbox:
-            body_bytes = sandbox.prewarm(CONVERSATION_EXPORT.query_params(window))
-            case = Case(size, per_day, conversations, sandbox.url, window, body_bytes)
+        with Sandbox(
+            per_day, SANDBOX_NOW, cache_dir, log_dir, args.array_repeat, endpoint=endpoint
+        ) as sandbox:
+            body_bytes = sandbox.prewarm(endpoint.query_params(window))
+            case = Case(size, per_day, records, sandbox.url, window, body_bytes, endpoint.name)
             cases[size] = case
             print(
-                f"size {size:,}: {conversations:,} conversations (per_day {per_day}), "
+                f"size {size:,}: {records:,} {endpoint.noun} (per_day {per_day}), "
                 f"body {body_bytes / MB:,.0f} MB, sandbox {sandbox.url}",
                 flush=True,
             )
@@ -227,6 +234,11 @@ def single_window_benchmark(args: argparse.Namespace, command: str) -> int:
         notes += SEED_NOTES
     if any(r.contender == "duckdb_floor" for r in results):
         notes.append(FLOOR_NOTE)
+    if args.endpoint == MESSAGE_EXPORT.name:
+        notes.append(
+            "message_export: the project loads messages on dlt's normalizer (the exact path; "
+            "the Arrow path is conversations-only); `dixa.message_export` is counted."
+        )
     if any(r.contender == "project_dagster" for r in results):
         notes.append(
             "project_dagster: `dagster asset materialize` (no daemon) runs the asset and the "
@@ -245,6 +257,7 @@ def single_window_benchmark(args: argparse.Namespace, command: str) -> int:
         "command": command,
         "repeat": args.repeat,
         "array_repeat": args.array_repeat,
+        "endpoint": args.endpoint,
         "memory_limit_gb": args.memory_limit_gb,
         "machine": machine,
         "total_seconds": round(time.monotonic() - started, 1),
