@@ -30,6 +30,7 @@ class Summary:
     min_seconds: float | None = None
     max_seconds: float | None = None
     median_inner_seconds: float | None = None
+    median_cpu_seconds: float | None = None
     records_per_second: float | None = None
     peak_rss_mb: float | None = None
     ratio_vs_baseline: float | None = None
@@ -60,6 +61,9 @@ def summarize(results: Sequence[RunResult], cases: dict[int, Case]) -> list[Summ
         inner = [r.inner_seconds for r in ok if r.inner_seconds is not None]
         if inner:
             summary.median_inner_seconds = round(statistics.median(inner), 2)
+        cpu = [r.cpu_seconds for r in ok if r.cpu_seconds is not None]
+        if cpu:
+            summary.median_cpu_seconds = round(statistics.median(cpu), 2)
         peaks = [r.peak_rss_bytes for r in runs if r.peak_rss_bytes]
         if peaks:
             summary.peak_rss_mb = round(max(peaks) / MB)
@@ -106,6 +110,7 @@ def table_columns(noun: str = "conversations") -> tuple[tuple[str, str], ...]:
         ("median s", "---:"),
         ("min-max s", "---:"),
         ("inner s", "---:"),
+        ("CPU s", "---:"),
         (f"{noun}/s", "---:"),
         ("peak RSS MB", "---:"),
         (f"s vs {BASELINE}", "---:"),
@@ -121,9 +126,10 @@ def table_cells(s: Summary) -> list[str]:
     """One row of the table; a contender with no successful run shows why in ``median s``."""
     peak = "" if s.peak_rss_mb is None else f"{s.peak_rss_mb:,.0f}"
     if s.median_seconds is None:
-        return [f"{s.size:,}", s.contender, s.status, "", "", "", peak, "", "", rows_cell(s)]
+        return [f"{s.size:,}", s.contender, s.status, "", "", "", "", peak, "", "", rows_cell(s)]
     assert s.min_seconds is not None and s.max_seconds is not None
     inner = "" if s.median_inner_seconds is None else f"{s.median_inner_seconds:.1f}"
+    cpu = "" if s.median_cpu_seconds is None else f"{s.median_cpu_seconds:.1f}"
     ratio = "-" if s.ratio_vs_baseline is None else f"{s.ratio_vs_baseline:.2f}x"
     floor = "-" if s.ratio_vs_floor is None else f"{s.ratio_vs_floor:.2f}x"
     rows = rows_cell(s) if s.status == "ok" else f"{rows_cell(s)} ({s.status})"
@@ -133,6 +139,7 @@ def table_cells(s: Summary) -> list[str]:
         f"{s.median_seconds:.1f}",
         f"{s.min_seconds:.1f}-{s.max_seconds:.1f}",
         inner,
+        cpu,
         f"{s.records_per_second:,.0f}",
         peak,
         ratio,
@@ -169,6 +176,8 @@ def report_markdown(
         "from start to exit (interpreter start-up and imports included); min-max over the runs; "
         "inner s = the load's own time as the contender reports it (project_dagster: the asset "
         "step alone; project_pipeline: the time `conversation_assets.load` prints); "
+        "CPU s = user + system CPU seconds of the contender's processes (median; on a busy "
+        "machine wall seconds grow with others' load, CPU seconds much less); "
         f"{noun}/s = {noun} / median s; peak RSS = the highest sum of RSS over "
         "the contender's process tree (sampled every 50 ms) in any run; "
         f"s vs {BASELINE} = median s / {BASELINE}'s median s; x floor = median s / "

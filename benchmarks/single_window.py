@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,9 @@ class RunResult:
     reason: str = ""
     seconds: float | None = None
     inner_seconds: float | None = None
+    #: CPU seconds (user + system) of the contender's processes: on a shared machine the wall
+    #: seconds grow with others' load, the CPU seconds much less.
+    cpu_seconds: float | None = None
     peak_rss_bytes: int | None = None
     peak_members: list[str] = field(default_factory=list)
     peak_processes: int | None = None
@@ -66,13 +70,23 @@ class RunResult:
     log_tail: list[str] | None = None
 
 
+def children_cpu_seconds() -> float:
+    """User and system CPU seconds of this process's children that have ended (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def execute(
     invocation: Invocation, workdir: Path, limit_bytes: int | None, timeout: float
-) -> tuple[int, TreeWatch, float, str]:
-    """Run one contender under the watch; return (exit code, watch, seconds, kill reason).
+) -> tuple[int, TreeWatch, float, str, float]:
+    """Run one contender under the watch; return (exit code, watch, seconds, kill reason,
+    CPU seconds).
 
-    Its output (stdout and stderr) goes to ``workdir/output.log``.
+    Its output (stdout and stderr) goes to ``workdir/output.log``. The CPU seconds are those of
+    the contender and of every descendant it waited for (the sandbox, still running, is not
+    counted).
     """
+    cpu_before = children_cpu_seconds()
     started = time.monotonic()
     process = start_process(
         OUTPUT_LOG, invocation.argv, env=invocation.env, cwd=invocation.cwd, log_dir=workdir
@@ -87,11 +101,12 @@ def execute(
         kill_tree(process.pid)
         process.popen.wait()
     seconds = time.monotonic() - started
+    cpu_seconds = children_cpu_seconds() - cpu_before
     watch.stop()
     kill_tree(process.pid)  # anything the contender left running in its session
     if watch.killed:
         reason = f"killed: over {limit_bytes / GB:g} GB" if limit_bytes else "killed"
-    return process.popen.returncode, watch, seconds, reason
+    return process.popen.returncode, watch, seconds, reason, cpu_seconds
 
 
 def run_one(
@@ -110,9 +125,9 @@ def run_one(
     result.load_before = round(os.getloadavg()[0], 2)
     try:
         invocation = CONTENDERS[contender](case, workdir)
-        returncode, watch, seconds, killed = execute(invocation, workdir, limit_bytes, timeout)
+        returncode, watch, seconds, killed, cpu = execute(invocation, workdir, limit_bytes, timeout)
         served = sandbox.served_since_last()
-        result.seconds = round(seconds, 3)
+        result.seconds, result.cpu_seconds = round(seconds, 3), round(cpu, 2)
         result.peak_rss_bytes, result.peak_processes = watch.peak_bytes, watch.peak_processes
         result.peak_members = watch.peak_members
         result.samples, result.returncode = watch.samples, returncode
@@ -209,7 +224,8 @@ def print_result(result: RunResult) -> None:
     mark = "" if result.rows_ok in (True, None) else "  <<< ROW COUNT MISMATCH"
     status = result.status if not result.reason else f"{result.status} ({result.reason})"
     print(
-        f"  [{result.repeat}] {result.contender}: {status}, {result.seconds} s, peak {peak}"
+        f"  [{result.repeat}] {result.contender}: {status}, {result.seconds} s "
+        f"({result.cpu_seconds} CPU s), peak {peak}"
         f"{rows}, {result.requests} request(s){mark}",
         flush=True,
     )
