@@ -157,8 +157,8 @@ def without_nulls(
     """Records without their null top-level values (but those of ``keep``: the key and cursor).
 
     A missing value loads as NULL exactly as a null one does, but dlt's normalizer spends a
-    type check per null value and per row (about 10 of a message's 22 fields are null: 15% of
-    its time at 200,000 messages). A null array has no items, as an empty one; without it dlt
+    type check per null value and per row (about 9 of a message's 20-22 fields are null: 9% of
+    the CPU of 200,000 messages). A null array has no items, as an empty one; without it dlt
     sees no untyped root column either (it warned on every load in which no record had such an
     array). The key and the cursor stay, so that a missing one is reported as before.
     """
