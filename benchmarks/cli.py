@@ -4,6 +4,8 @@
     uv run python -m benchmarks --sizes 50000,200000,1000000 --repeat 3
     uv run python -m benchmarks --sizes 2000 --repeat 1 \
         --contenders project_pipeline,duckdb_floor --out /tmp/bench
+    uv run python -m benchmarks --endpoint message_export --sizes 200000,1000000 \
+        --contenders project_dagster,project_pipeline,duckdb_floor     # messages (~1 KB each)
     uv run python -m benchmarks --backfill         # 12 monthly partitions through the daemon
     uv run python -m benchmarks --backfill --pools 1,3 --first-byte-seconds 5 --bandwidth-mb 5
 
@@ -25,6 +27,7 @@ from benchmarks.backfill import backfill_benchmark
 from benchmarks.contenders import CONTENDERS
 from benchmarks.settings import DEFAULT_OUT
 from benchmarks.single_window import single_window_benchmark
+from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT, ENDPOINTS
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -57,7 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--sizes",
         type=parse_sizes,
         default=parse_sizes("50000,200000"),
-        help="conversations in the window, comma-separated (default 50000,200000)",
+        help="records (conversations, or messages) in the window, comma-separated "
+        "(default 50000,200000)",
+    )
+    parser.add_argument(
+        "--endpoint",
+        choices=sorted(ENDPOINTS),
+        default=CONVERSATION_EXPORT.name,
+        help="what the single-window contenders load (default conversation_export); "
+        "message_export runs project_dagster, project_pipeline and duckdb_floor",
     )
     parser.add_argument(
         "--contenders",

@@ -17,17 +17,17 @@ from benchmarks.environment import clean_env, dagster_home
 from benchmarks.files import bench_details
 from benchmarks.settings import (
     BENCH_DIR,
-    FLOOR_TABLE,
     PARTITION_KEY,
     PROJECT_START_DATE,
-    PROJECT_TABLE,
     ROOT,
     SEED_TABLE,
     TOKEN,
     WINDOW_END,
     WINDOW_START,
+    floor_table,
+    project_table,
 )
-from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT
+from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT, ENDPOINTS, Endpoint
 from conversation_assets.dixa.windows import Window
 from conversation_assets_tests.support.materialize import materialize_command
 
@@ -46,14 +46,21 @@ class Case:
 
     size: int
     per_day: int
-    conversations: int
+    #: Records of the endpoint the sandbox has in the window: every contender must load them all.
+    records: int
     base_url: str
     window: Window
     body_bytes: int
+    #: The endpoint loaded (``--endpoint``): ``conversation_export`` or ``message_export``.
+    endpoint_name: str = CONVERSATION_EXPORT.name
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return ENDPOINTS[self.endpoint_name]
 
     @property
     def params(self) -> dict[str, int]:
-        return CONVERSATION_EXPORT.query_params(self.window)
+        return self.endpoint.query_params(self.window)
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,8 @@ def project_dagster(case: Case, workdir: Path) -> Invocation:
     database = workdir / "conversations.duckdb"
     env = project_env(case, workdir, database)
     env["DAGSTER_HOME"] = str(dagster_home(workdir, create_storage=not FRESH_INSTANCE))
-    return Invocation(materialize_command(PARTITION_KEY), env, ROOT, database, PROJECT_TABLE)
+    argv = materialize_command(PARTITION_KEY, f"dixa/{case.endpoint_name}")
+    return Invocation(argv, env, ROOT, database, project_table(case.endpoint_name))
 
 
 def project_pipeline(case: Case, workdir: Path) -> Invocation:
@@ -98,8 +106,10 @@ def project_pipeline(case: Case, workdir: Path) -> Invocation:
     argv = [
         sys.executable, "-m", "conversation_assets.load",
         "--start", WINDOW_START.isoformat(), "--end", WINDOW_END.isoformat(),
+        "--endpoint", case.endpoint_name,
     ]  # fmt: skip
-    return Invocation(argv, project_env(case, workdir, database), ROOT, database, PROJECT_TABLE)
+    env = project_env(case, workdir, database)
+    return Invocation(argv, env, ROOT, database, project_table(case.endpoint_name))
 
 
 def seed_rest_api(case: Case, workdir: Path) -> Invocation:
@@ -123,12 +133,15 @@ def duckdb_floor(case: Case, workdir: Path) -> Invocation:
     env = clean_env(workdir, DIXA_API_TOKEN=TOKEN)
     argv = [
         sys.executable, str(BENCH_DIR / "duckdb_floor.py"),
-        "--url", case.base_url + "conversation_export",
-        "--after", str(case.params["updated_after"]),
-        "--before", str(case.params["updated_before"]),
+        "--url", case.base_url + case.endpoint.path,
+        "--after-parameter", case.endpoint.after_parameter,
+        "--before-parameter", case.endpoint.before_parameter,
+        "--after", str(case.params[case.endpoint.after_parameter]),
+        "--before", str(case.params[case.endpoint.before_parameter]),
+        "--table", case.endpoint_name,
         "--body", str(workdir / "body.json"), "--database", str(database),
     ]  # fmt: skip
-    return Invocation(argv, env, workdir, database, FLOOR_TABLE)
+    return Invocation(argv, env, workdir, database, floor_table(case.endpoint_name))
 
 
 def on_the_arrow_path(
@@ -162,6 +175,11 @@ SEED_NOTES = (
     "normalize workers); run in an empty working folder so `.dlt/config.toml` does not apply; "
     "only telemetry is switched off.",
 )
+#: The contenders that load messages (``--endpoint message_export``): the Arrow path is
+#: conversations-only (messages always take dlt's normalizer) and the seed configuration
+#: describes conversations.
+MESSAGE_CONTENDERS = ("project_dagster", "project_pipeline", "duckdb_floor")
+
 FLOOR_NOTE = (
     "duckdb_floor: one table with LIST/STRUCT columns (no child tables, no merge): the floor, "
     "not a like-for-like load."
@@ -183,7 +201,9 @@ def dagster_duration(text: str) -> float:
     )
 
 
-def inner_timing(contender: str, workdir: Path) -> tuple[float | None, dict[str, Any]]:
+def inner_timing(
+    contender: str, workdir: Path, endpoint_name: str = CONVERSATION_EXPORT.name
+) -> tuple[float | None, dict[str, Any]]:
     """The contender's own time for the load, without interpreter start-up and orchestration.
 
     ``project_dagster``: the asset step's duration from Dagster's log (all steps are listed in
@@ -194,7 +214,7 @@ def inner_timing(contender: str, workdir: Path) -> tuple[float | None, dict[str,
     text = output.read_text(errors="replace") if output.exists() else ""
     if contender.startswith("project_dagster"):
         steps = {m["step"]: dagster_duration(m["t"]) for m in _STEP_SUCCESS.finditer(text)}
-        return steps.get("dixa_conversation_export"), {"step_seconds": steps}
+        return steps.get(f"dixa_{endpoint_name}"), {"step_seconds": steps}
     if contender.startswith("project_pipeline"):
         match = _LOAD_SECONDS.search(text)
         return (float(match["t"]) if match else None), {}

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.contenders import Case
 from benchmarks.memory import MB
 from benchmarks.settings import BASELINE, SANDBOX_NOW, SEED
+from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT, ENDPOINTS
 
 if TYPE_CHECKING:
     from benchmarks.single_window import RunResult
@@ -20,7 +21,7 @@ class Summary:
     """The repeats of one (size, contender), reduced to what the table shows."""
 
     size: int
-    conversations: int
+    records: int
     contender: str
     runs: int
     ok_runs: int
@@ -29,9 +30,11 @@ class Summary:
     min_seconds: float | None = None
     max_seconds: float | None = None
     median_inner_seconds: float | None = None
-    conversations_per_second: float | None = None
+    median_cpu_seconds: float | None = None
+    records_per_second: float | None = None
     peak_rss_mb: float | None = None
     ratio_vs_baseline: float | None = None
+    ratio_vs_floor: float | None = None
     rows_ok: bool | None = None
     rows_seen: list[int | None] = field(default_factory=list)
     same_body: bool | None = None
@@ -44,20 +47,23 @@ def summarize(results: Sequence[RunResult], cases: dict[int, Case]) -> list[Summ
     for size, contender in keys:
         runs = [r for r in results if r.size == size and r.contender == contender]
         ok = [r for r in runs if r.status == "ok"]
-        conversations = cases[size].conversations
+        records = cases[size].records
         not_ok = [r for r in runs if r.status != "ok"]
         status = "ok" if not not_ok else f"{not_ok[0].reason or not_ok[0].status}"
         if ok and not_ok:
             status = f"{len(ok)} of {len(runs)} ok; {status}"
-        summary = Summary(size, conversations, contender, len(runs), len(ok), status)
+        summary = Summary(size, records, contender, len(runs), len(ok), status)
         timed = [r.seconds for r in ok if r.seconds is not None]
         if timed:
             summary.median_seconds = round(statistics.median(timed), 2)
             summary.min_seconds, summary.max_seconds = min(timed), max(timed)
-            summary.conversations_per_second = round(conversations / statistics.median(timed))
+            summary.records_per_second = round(records / statistics.median(timed))
         inner = [r.inner_seconds for r in ok if r.inner_seconds is not None]
         if inner:
             summary.median_inner_seconds = round(statistics.median(inner), 2)
+        cpu = [r.cpu_seconds for r in ok if r.cpu_seconds is not None]
+        if cpu:
+            summary.median_cpu_seconds = round(statistics.median(cpu), 2)
         peaks = [r.peak_rss_bytes for r in runs if r.peak_rss_bytes]
         if peaks:
             summary.peak_rss_mb = round(max(peaks) / MB)
@@ -72,6 +78,11 @@ def summarize(results: Sequence[RunResult], cases: dict[int, Case]) -> list[Summ
         )
         if base and base.median_seconds and summary.median_seconds:
             summary.ratio_vs_baseline = round(summary.median_seconds / base.median_seconds, 2)
+        floor = next(
+            (s for s in summaries if s.size == summary.size and s.contender == FLOOR), None
+        )
+        if floor and floor.median_seconds and summary.median_seconds:
+            summary.ratio_vs_floor = round(summary.median_seconds / floor.median_seconds, 2)
     return summaries
 
 
@@ -84,30 +95,43 @@ def rows_cell(summary: Summary) -> str:
     if summary.rows_ok:
         return "yes (**body differed**)"
     seen = ", ".join("?" if n is None else f"{n:,}" for n in summary.rows_seen)
-    return f"**NO: {seen} of {summary.conversations:,}**"
+    return f"**NO: {seen} of {summary.records:,}**"
 
 
-TABLE_COLUMNS = (
-    ("size", "---:"),
-    ("contender", "---"),
-    ("median s", "---:"),
-    ("min-max s", "---:"),
-    ("inner s", "---:"),
-    ("conversations/s", "---:"),
-    ("peak RSS MB", "---:"),
-    (f"s vs {BASELINE}", "---:"),
-    ("rows ok?", "---"),
-)
+#: The contender every row is also compared with (``x floor``), when it ran.
+FLOOR = "duckdb_floor"
+
+
+def table_columns(noun: str = "conversations") -> tuple[tuple[str, str], ...]:
+    """The table's headers and alignments; ``noun`` names the records (``messages``)."""
+    return (
+        ("size", "---:"),
+        ("contender", "---"),
+        ("median s", "---:"),
+        ("min-max s", "---:"),
+        ("inner s", "---:"),
+        ("CPU s", "---:"),
+        (f"{noun}/s", "---:"),
+        ("peak RSS MB", "---:"),
+        (f"s vs {BASELINE}", "---:"),
+        ("x floor", "---:"),
+        ("rows ok?", "---"),
+    )
+
+
+TABLE_COLUMNS = table_columns()
 
 
 def table_cells(s: Summary) -> list[str]:
     """One row of the table; a contender with no successful run shows why in ``median s``."""
     peak = "" if s.peak_rss_mb is None else f"{s.peak_rss_mb:,.0f}"
     if s.median_seconds is None:
-        return [f"{s.size:,}", s.contender, s.status, "", "", "", peak, "", rows_cell(s)]
+        return [f"{s.size:,}", s.contender, s.status, "", "", "", "", peak, "", "", rows_cell(s)]
     assert s.min_seconds is not None and s.max_seconds is not None
     inner = "" if s.median_inner_seconds is None else f"{s.median_inner_seconds:.1f}"
+    cpu = "" if s.median_cpu_seconds is None else f"{s.median_cpu_seconds:.1f}"
     ratio = "-" if s.ratio_vs_baseline is None else f"{s.ratio_vs_baseline:.2f}x"
+    floor = "-" if s.ratio_vs_floor is None else f"{s.ratio_vs_floor:.2f}x"
     rows = rows_cell(s) if s.status == "ok" else f"{rows_cell(s)} ({s.status})"
     return [
         f"{s.size:,}",
@@ -115,18 +139,21 @@ def table_cells(s: Summary) -> list[str]:
         f"{s.median_seconds:.1f}",
         f"{s.min_seconds:.1f}-{s.max_seconds:.1f}",
         inner,
-        f"{s.conversations_per_second:,.0f}",
+        cpu,
+        f"{s.records_per_second:,.0f}",
         peak,
         ratio,
+        floor,
         rows,
     ]
 
 
-def markdown_table(summaries: Sequence[Summary]) -> str:
+def markdown_table(summaries: Sequence[Summary], noun: str = "conversations") -> str:
     """The results table in GitHub markdown."""
+    columns = table_columns(noun)
     lines = [
-        "| " + " | ".join(name for name, _ in TABLE_COLUMNS) + " |",
-        "|" + "|".join(align for _, align in TABLE_COLUMNS) + "|",
+        "| " + " | ".join(name for name, _ in columns) + " |",
+        "|" + "|".join(align for _, align in columns) + "|",
     ]
     lines += ["| " + " | ".join(table_cells(s)) + " |" for s in summaries]
     return "\n".join(lines)
@@ -138,18 +165,23 @@ def report_markdown(
     """The whole markdown report: table, sizes, machine, command and notes."""
     machine = meta["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    endpoint = ENDPOINTS[meta.get("endpoint", CONVERSATION_EXPORT.name)]
+    noun = endpoint.noun
     lines = [
-        f"# Benchmark {meta['started_at']}",
+        f"# Benchmark {meta['started_at']} ({endpoint.name})",
         "",
-        markdown_table(summaries),
+        markdown_table(summaries, noun),
         "",
         f"Median of {meta['repeat']} run(s) per row, wall seconds of the contender's process "
         "from start to exit (interpreter start-up and imports included); min-max over the runs; "
         "inner s = the load's own time as the contender reports it (project_dagster: the asset "
         "step alone; project_pipeline: the time `conversation_assets.load` prints); "
-        "conversations/s = conversations / median s; peak RSS = the highest sum of RSS over "
+        "CPU s = user + system CPU seconds of the contender's processes (median; on a busy "
+        "machine wall seconds grow with others' load, CPU seconds much less); "
+        f"{noun}/s = {noun} / median s; peak RSS = the highest sum of RSS over "
         "the contender's process tree (sampled every 50 ms) in any run; "
-        f"s vs {BASELINE} = median s / {BASELINE}'s median s.",
+        f"s vs {BASELINE} = median s / {BASELINE}'s median s; x floor = median s / "
+        f"{FLOOR}'s median s in the same run.",
         "",
         f"Sizes (window April 2024, one request; sandbox clock {SANDBOX_NOW}, seed {SEED}, "
         f"arrays repeated {meta['array_repeat']}x):",
@@ -157,7 +189,8 @@ def report_markdown(
     ]
     for case in cases.values():
         lines.append(
-            f"- {case.size:,}: {case.conversations:,} conversations (per_day {case.per_day:,}), "
+            f"- {case.size:,}: {case.records:,} {noun} (per_day {case.per_day:,} "
+            "conversations), "
             f"body {case.body_bytes / MB:,.0f} MB"
         )
     lines += [

@@ -1,4 +1,4 @@
-"""The sandbox API as a subprocess with an answer cache, and how many conversations it holds."""
+"""The sandbox API as a subprocess with an answer cache, and how many records it holds."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.settings import DATA_START, SEED, TOKEN
+from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT, MESSAGE_EXPORT, Endpoint
 from conversation_assets.dixa.windows import Window, to_ms
 from conversation_assets_tests.support.processes import ManagedProcess, stop_process
 from conversation_assets_tests.support.sandboxed_deployment import sandbox_command, start_sandbox
@@ -44,6 +45,7 @@ class Sandbox:
         log_dir: Path,
         array_repeat: int = 1,
         extra_args: Sequence[str] = (),
+        endpoint: Endpoint = CONVERSATION_EXPORT,
     ):
         self.command = sandbox_command(
             token=TOKEN,
@@ -56,6 +58,7 @@ class Sandbox:
             ),
         )
         self.log_dir = log_dir
+        self.endpoint = endpoint
         self.process: ManagedProcess | None = None
         self.url = ""
         self._log_offset = 0
@@ -75,7 +78,7 @@ class Sandbox:
 
     @property
     def export_url(self) -> str:
-        return self.url + "conversation_export"
+        return self.url + self.endpoint.path
 
     def prewarm(self, params: dict[str, int]) -> int:
         """Ask for ``params`` once so the cache file exists; return the body's size in bytes."""
@@ -104,7 +107,7 @@ class Sandbox:
         self._log_offset += len(complete)
         text = complete.decode(errors="replace")
         for match in _LOG_LINE.finditer(text):
-            if "/conversation_export" not in match["target"]:
+            if f"/{self.endpoint.path}" not in match["target"]:
                 continue
             served.requests += 1
             served.statuses.append(int(match["status"]))
@@ -118,24 +121,35 @@ def now_ms(text: str) -> int:
     return to_ms(datetime.fromisoformat(text).astimezone(UTC))
 
 
-def expected_conversations(per_day: int, window: Window, sandbox_now: str) -> int:
-    """How many conversations the sandbox has in ``window`` (current versions, half-open)."""
+#: Messages a conversation has on average with the sandbox's default of 3-15: the first guess.
+MESSAGES_PER_CONVERSATION = 9
+
+
+def expected_records(
+    per_day: int, window: Window, sandbox_now: str, endpoint: Endpoint = CONVERSATION_EXPORT
+) -> int:
+    """How many records of ``endpoint`` the sandbox has in ``window`` (half-open; conversations:
+    current versions)."""
     data = SandboxData(per_day=per_day, data_start=DATA_START, seed=SEED)
-    return len(data.expected_ids(window.start_ms, window.end_ms, now_ms(sandbox_now)))
+    return data.expected_count(endpoint.name, window.start_ms, window.end_ms, now_ms(sandbox_now))
 
 
-def calibrate(size: int, window: Window, sandbox_now: str) -> tuple[int, int]:
-    """``(per_day, conversations)`` so that ``window`` holds about ``size`` conversations.
+def calibrate(
+    size: int, window: Window, sandbox_now: str, endpoint: Endpoint = CONVERSATION_EXPORT
+) -> tuple[int, int]:
+    """``(per_day, records)`` so that ``window`` holds about ``size`` records of ``endpoint``.
 
-    Starts at ``size / days`` and corrects once or twice for the second versions that move into
-    the window from earlier months.
+    Starts at ``size / days`` conversations a day (over the messages a conversation has, for
+    messages) and corrects once or twice for the records that move into the window from
+    earlier months (second versions, late messages).
     """
     days = (window.end_ms - window.start_ms) / 86_400_000
-    per_day = max(1, round(size / days))
-    count = expected_conversations(per_day, window, sandbox_now)
+    per_record = MESSAGES_PER_CONVERSATION if endpoint == MESSAGE_EXPORT else 1
+    per_day = max(1, round(size / days / per_record))
+    count = expected_records(per_day, window, sandbox_now, endpoint)
     for _ in range(2):
         better = max(1, round(per_day * size / max(count, 1)))
         if better == per_day:
             break
-        per_day, count = better, expected_conversations(better, window, sandbox_now)
+        per_day, count = better, expected_records(better, window, sandbox_now, endpoint)
     return per_day, count

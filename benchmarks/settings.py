@@ -21,6 +21,18 @@ SANDBOX_NOW = "2024-05-02T00:00:00+00:00"
 PROJECT_TABLE = "dixa.conversation_export"
 SEED_TABLE = "seed_rest_api_dataset.conversation_export"
 FLOOR_TABLE = "main.conversation_export"
+
+
+def project_table(endpoint_name: str) -> str:
+    """The root table the project loads an endpoint into."""
+    return f"dixa.{endpoint_name}"
+
+
+def floor_table(endpoint_name: str) -> str:
+    """The one table the DuckDB floor loads an endpoint's answer into."""
+    return f"main.{endpoint_name}"
+
+
 BASELINE = "project_dagster"
 
 BACKFILL_YEAR = 2023

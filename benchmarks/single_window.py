@@ -1,10 +1,12 @@
 """The single-window benchmark: every contender loads April 2024 at each size, ``--repeat`` times,
-under the memory watch; the table compares them."""
+under the memory watch; the table compares them. ``--endpoint message_export`` loads messages
+(sizes count messages) instead of conversations."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from benchmarks import contenders
 from benchmarks.contenders import (
     CONTENDERS,
     FLOOR_NOTE,
+    MESSAGE_CONTENDERS,
     OUTPUT_LOG,
     SEED_NOTES,
     Case,
@@ -32,7 +35,7 @@ from benchmarks.memory import GB, MB, TreeWatch, kill_tree
 from benchmarks.report import report_markdown, summarize
 from benchmarks.sandbox import Sandbox, calibrate
 from benchmarks.settings import SANDBOX_NOW, WINDOW_END, WINDOW_START
-from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT
+from conversation_assets.dixa.endpoints import ENDPOINTS, MESSAGE_EXPORT
 from conversation_assets.dixa.windows import Window, to_ms
 from conversation_assets_tests.support.processes import start_process
 
@@ -48,6 +51,9 @@ class RunResult:
     reason: str = ""
     seconds: float | None = None
     inner_seconds: float | None = None
+    #: CPU seconds (user + system) of the contender's processes: on a shared machine the wall
+    #: seconds grow with others' load, the CPU seconds much less.
+    cpu_seconds: float | None = None
     peak_rss_bytes: int | None = None
     peak_members: list[str] = field(default_factory=list)
     peak_processes: int | None = None
@@ -64,13 +70,23 @@ class RunResult:
     log_tail: list[str] | None = None
 
 
+def children_cpu_seconds() -> float:
+    """User and system CPU seconds of this process's children that have ended (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def execute(
     invocation: Invocation, workdir: Path, limit_bytes: int | None, timeout: float
-) -> tuple[int, TreeWatch, float, str]:
-    """Run one contender under the watch; return (exit code, watch, seconds, kill reason).
+) -> tuple[int, TreeWatch, float, str, float]:
+    """Run one contender under the watch; return (exit code, watch, seconds, kill reason,
+    CPU seconds).
 
-    Its output (stdout and stderr) goes to ``workdir/output.log``.
+    Its output (stdout and stderr) goes to ``workdir/output.log``. The CPU seconds are those of
+    the contender and of every descendant it waited for (the sandbox, still running, is not
+    counted).
     """
+    cpu_before = children_cpu_seconds()
     started = time.monotonic()
     process = start_process(
         OUTPUT_LOG, invocation.argv, env=invocation.env, cwd=invocation.cwd, log_dir=workdir
@@ -85,11 +101,12 @@ def execute(
         kill_tree(process.pid)
         process.popen.wait()
     seconds = time.monotonic() - started
+    cpu_seconds = children_cpu_seconds() - cpu_before
     watch.stop()
     kill_tree(process.pid)  # anything the contender left running in its session
     if watch.killed:
         reason = f"killed: over {limit_bytes / GB:g} GB" if limit_bytes else "killed"
-    return process.popen.returncode, watch, seconds, reason
+    return process.popen.returncode, watch, seconds, reason, cpu_seconds
 
 
 def run_one(
@@ -104,13 +121,13 @@ def run_one(
 ) -> RunResult:
     """Run ``contender`` once on ``case`` in a fresh folder and check what it loaded."""
     workdir = Path(tempfile.mkdtemp(prefix=f"{contender}-{case.size}-", dir=scratch))
-    result = RunResult(case.size, contender, repeat, "ok", expected_rows=case.conversations)
+    result = RunResult(case.size, contender, repeat, "ok", expected_rows=case.records)
     result.load_before = round(os.getloadavg()[0], 2)
     try:
         invocation = CONTENDERS[contender](case, workdir)
-        returncode, watch, seconds, killed = execute(invocation, workdir, limit_bytes, timeout)
+        returncode, watch, seconds, killed, cpu = execute(invocation, workdir, limit_bytes, timeout)
         served = sandbox.served_since_last()
-        result.seconds = round(seconds, 3)
+        result.seconds, result.cpu_seconds = round(seconds, 3), round(cpu, 2)
         result.peak_rss_bytes, result.peak_processes = watch.peak_bytes, watch.peak_processes
         result.peak_members = watch.peak_members
         result.samples, result.returncode = watch.samples, returncode
@@ -119,7 +136,7 @@ def run_one(
             status == 200 and size == case.body_bytes
             for status, size in zip(served.statuses, served.bytes, strict=True)
         )
-        result.inner_seconds, result.details = inner_timing(contender, workdir)
+        result.inner_seconds, result.details = inner_timing(contender, workdir, case.endpoint_name)
         if killed:
             result.status, result.reason = "killed", killed
         elif returncode != 0:
@@ -130,7 +147,7 @@ def run_one(
             return result
         rows, why = count_rows(invocation.database, invocation.table)
         result.rows = rows
-        result.rows_ok = rows == case.conversations
+        result.rows_ok = rows == case.records
         if rows is None:
             result.reason = why
         if not result.rows_ok:
@@ -145,6 +162,8 @@ def run_one(
 
 def plan_skip(contender: str, size: int, args: argparse.Namespace) -> str:
     """Why ``contender`` is not run at ``size`` (empty: it runs)."""
+    if args.endpoint == MESSAGE_EXPORT.name and contender not in MESSAGE_CONTENDERS:
+        return "skipped: conversations only (messages always take dlt's normalizer)"
     if contender == "seed_rest_api" and size > args.seed_max_size:
         return (
             f"skipped: above {args.seed_max_size:,} (dlt's rest_api holds the whole body many "
@@ -159,20 +178,23 @@ def run_sizes(args: argparse.Namespace, scratch: Path) -> tuple[dict[int, Case],
     A contender killed for memory is not run again at that size or any larger one.
     """
     window = Window(to_ms(WINDOW_START), to_ms(WINDOW_END))
+    endpoint = ENDPOINTS[args.endpoint]
     cache_dir = args.cache_dir or scratch / "cache"
     limit = int(args.memory_limit_gb * GB) if args.memory_limit_gb else None
     cases: dict[int, Case] = {}
     results: list[RunResult] = []
     given_up: dict[str, str] = {}  # contender -> why it is not run any more
     for size in args.sizes:
-        per_day, conversations = calibrate(size, window, SANDBOX_NOW)
+        per_day, records = calibrate(size, window, SANDBOX_NOW, endpoint)
         log_dir = scratch / f"sandbox-{size}"
-        with Sandbox(per_day, SANDBOX_NOW, cache_dir, log_dir, args.array_repeat) as sandbox:
-            body_bytes = sandbox.prewarm(CONVERSATION_EXPORT.query_params(window))
-            case = Case(size, per_day, conversations, sandbox.url, window, body_bytes)
+        with Sandbox(
+            per_day, SANDBOX_NOW, cache_dir, log_dir, args.array_repeat, endpoint=endpoint
+        ) as sandbox:
+            body_bytes = sandbox.prewarm(endpoint.query_params(window))
+            case = Case(size, per_day, records, sandbox.url, window, body_bytes, endpoint.name)
             cases[size] = case
             print(
-                f"size {size:,}: {conversations:,} conversations (per_day {per_day}), "
+                f"size {size:,}: {records:,} {endpoint.noun} (per_day {per_day}), "
                 f"body {body_bytes / MB:,.0f} MB, sandbox {sandbox.url}",
                 flush=True,
             )
@@ -202,7 +224,8 @@ def print_result(result: RunResult) -> None:
     mark = "" if result.rows_ok in (True, None) else "  <<< ROW COUNT MISMATCH"
     status = result.status if not result.reason else f"{result.status} ({result.reason})"
     print(
-        f"  [{result.repeat}] {result.contender}: {status}, {result.seconds} s, peak {peak}"
+        f"  [{result.repeat}] {result.contender}: {status}, {result.seconds} s "
+        f"({result.cpu_seconds} CPU s), peak {peak}"
         f"{rows}, {result.requests} request(s){mark}",
         flush=True,
     )
@@ -227,6 +250,11 @@ def single_window_benchmark(args: argparse.Namespace, command: str) -> int:
         notes += SEED_NOTES
     if any(r.contender == "duckdb_floor" for r in results):
         notes.append(FLOOR_NOTE)
+    if args.endpoint == MESSAGE_EXPORT.name:
+        notes.append(
+            "message_export: the project loads messages on dlt's normalizer (the exact path; "
+            "the Arrow path is conversations-only); `dixa.message_export` is counted."
+        )
     if any(r.contender == "project_dagster" for r in results):
         notes.append(
             "project_dagster: `dagster asset materialize` (no daemon) runs the asset and the "
@@ -245,6 +273,7 @@ def single_window_benchmark(args: argparse.Namespace, command: str) -> int:
         "command": command,
         "repeat": args.repeat,
         "array_repeat": args.array_repeat,
+        "endpoint": args.endpoint,
         "memory_limit_gb": args.memory_limit_gb,
         "machine": machine,
         "total_seconds": round(time.monotonic() - started, 1),

@@ -147,22 +147,25 @@ def answer_records(
     schema = client.endpoint.schema
     for window in windows_to_request(batch_size_days, cursor):
         records = inside(window, schema.cursor, client.fetch(window))
-        yield from batched(without_null_arrays(schema.array_fields, records), RECORDS_PER_BATCH)
+        keep = (schema.primary_key, schema.cursor)
+        yield from batched(without_nulls(keep, records), RECORDS_PER_BATCH)
 
 
-def without_null_arrays(
-    array_fields: tuple[str, ...], records: Iterator[dict[str, Any]]
+def without_nulls(
+    keep: tuple[str, ...], records: Iterator[dict[str, Any]]
 ) -> Iterator[dict[str, Any]]:
-    """Records without the array fields that are null: a null array has no items, as an empty one.
+    """Records without their null top-level values (but those of ``keep``: the key and cursor).
 
-    dlt would otherwise see an untyped root column for them and warn on every load in which no
-    record has such an array (``conversation_wrapup_notes`` often); their items go to child
-    tables, never to a root column.
+    A missing value loads as NULL exactly as a null one does, but dlt's normalizer spends a
+    type check per null value and per row (about 9 of a message's 20-22 fields are null: 9% of
+    the CPU of 200,000 messages). A null array has no items, as an empty one; without it dlt
+    sees no untyped root column either (it warned on every load in which no record had such an
+    array). The key and the cursor stay, so that a missing one is reported as before.
     """
     for record in records:
-        for name in array_fields:
-            if name in record and record[name] is None:
-                del record[name]
+        nulls = [name for name, value in record.items() if value is None and name not in keep]
+        for name in nulls:
+            del record[name]
         yield record
 
 

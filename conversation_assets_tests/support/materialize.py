@@ -19,12 +19,13 @@ ASSET_SELECTION = "dixa/conversation_export"
 JOB_NAME = "dixa_conversation_export_job"
 
 
-def materialize_command(partition: str) -> list[str]:
-    """``dagster asset materialize`` of the asset's ``partition`` (a key like ``2024-04-01``)."""
+def materialize_command(partition: str, selection: str = ASSET_SELECTION) -> list[str]:
+    """``dagster asset materialize`` of the asset's ``partition`` (a key like ``2024-04-01``);
+    ``selection`` another asset (``dixa/message_export``)."""
     return [
         venv_executable("dagster"),
         *("asset", "materialize", "-m", DEFINITIONS_MODULE),
-        *("--select", ASSET_SELECTION, "--partition", partition),
+        *("--select", selection, "--partition", partition),
     ]
 
 

@@ -46,16 +46,50 @@ def test_benchmark_smoke_run_writes_table_and_json(tmp_path: Path) -> None:
     assert raw["machine"]["cores"] >= 1
     assert set(raw["machine"]["versions"]) >= {"dlt", "dagster", "duckdb"}
     (case,) = raw["cases"]
-    assert case["size"] == 2000 and case["conversations"] > 0 and case["body_bytes"] > 0
+    assert case["size"] == 2000 and case["records"] > 0 and case["body_bytes"] > 0
     runs = raw["runs"]
     assert [run["contender"] for run in runs] == list(CONTENDERS)
     for run in runs:
         assert run["status"] == "ok", run
-        assert run["rows"] == case["conversations"], run
+        assert run["rows"] == case["records"], run
         assert run["rows_ok"] is True
         assert run["same_body"] is True and run["requests"] == 1
         assert run["seconds"] > 0 and run["peak_rss_bytes"] > 0
     assert all(summary["rows_ok"] for summary in raw["summaries"])
+
+
+@pytest.mark.timeout(600)
+def test_benchmark_smoke_run_of_messages(tmp_path: Path) -> None:
+    """``--endpoint message_export``: the project's pipeline and the floor load the messages the
+    sandbox has in the window, from the message answer; the Arrow contender is skipped."""
+    contenders = ("project_pipeline", "project_pipeline_arrow", "duckdb_floor")
+    command = [
+        sys.executable,
+        *("-m", "benchmarks", "--endpoint", "message_export"),
+        *("--sizes", "3000", "--repeat", "1"),
+        *("--contenders", ",".join(contenders)),
+        *("--out", str(tmp_path)),
+    ]
+    done = subprocess.run(
+        command, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=540, check=False
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
+
+    table = (tmp_path / "latest.md").read_text()
+    assert "(message_export)" in table and "| messages/s |" in table
+    assert "| 3,000 | project_pipeline_arrow | skipped: conversations only" in table
+    raw = json.loads((tmp_path / "latest.json").read_text())
+    assert raw["endpoint"] == "message_export"
+    (case,) = raw["cases"]
+    assert case["endpoint_name"] == "message_export" and case["records"] > 0
+    ran = [run for run in raw["runs"] if run["status"] != "skipped"]
+    assert [run["contender"] for run in ran] == ["project_pipeline", "duckdb_floor"]
+    for run in ran:
+        assert run["status"] == "ok", run
+        assert run["rows"] == case["records"] and run["rows_ok"] is True, run
+        assert run["same_body"] is True and run["requests"] == 1, run
+    floor = next(s for s in raw["summaries"] if s["contender"] == "duckdb_floor")
+    assert floor["ratio_vs_floor"] == 1.0
 
 
 def test_backfill_options_reach_the_sandbox_and_the_report_compares_pools() -> None:
