@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, Definitions, TimeWindow
 
-from conversation_assets.definitions import build_definitions
+from conversation_assets.definitions import build_definitions, defs
 from conversation_assets.defs.assets import ASSET_KEY, MESSAGES_ASSET_KEY
 from conversation_assets.defs.checks import DATA_QUALITY_CHECKS
 from conversation_assets.defs.partitions import monthly_partitions, partition_window
@@ -35,6 +35,17 @@ def test_definitions_load_with_the_asset_checks_and_schedule() -> None:
         "no_orphan_child_rows",
     } <= check_names
     assert build_definitions().resolve_schedule_def("daily_dixa_export")
+
+
+def test_the_definitions_are_built_once_a_process_and_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dagster loads the code location several times a run: one build serves them all, and a
+    changed setting gets definitions of its own."""
+    first = defs()
+    assert defs() is first
+    monkeypatch.setenv("DIXA_FRESHNESS_FAIL_HOURS", "100")
+    assert defs() is not first
 
 
 def test_definitions_load_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,6 +107,10 @@ def test_materializing_a_partition_loads_exactly_its_window_and_is_idempotent(
 
         checks = result.get_asset_check_evaluations()
         assert len(checks) == len(DATA_QUALITY_CHECKS) and all(check.passed for check in checks)
+        steps = {event.step_key for event in result.all_events if event.is_step_success}
+        assert steps == {"dixa_conversation_export", "dixa_conversation_export_checks"}, (
+            "the checks of the asset run as one step"
+        )
 
         again = materialize_in_process("2024-03-01", instance)
         assert again.success
