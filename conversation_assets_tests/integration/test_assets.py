@@ -3,6 +3,7 @@
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 from dagster import DagsterInstance, Definitions, TimeWindow
 
@@ -13,7 +14,10 @@ from conversation_assets.defs.partitions import monthly_partitions, partition_wi
 from conversation_assets.dixa.windows import to_ms
 from conversation_assets_tests.conftest import TOKEN
 from conversation_assets_tests.support.helpers import month_window, query, table_counts
-from conversation_assets_tests.support.materialize import materialize_in_process
+from conversation_assets_tests.support.materialize import (
+    check_only_in_process,
+    materialize_in_process,
+)
 from dixa_sandbox import SandboxServer
 
 
@@ -163,3 +167,26 @@ def test_a_month_without_conversations_on_a_new_destination_succeeds(
         result = materialize_in_process("2024-07-01", instance)  # after the sandbox's clock: empty
     assert result.success
     assert all(check.passed for check in result.get_asset_check_evaluations())
+
+
+def test_a_check_that_raises_fails_the_step_after_the_others_report(
+    dixa_env: dict[str, str],
+) -> None:
+    """The checks share one step: a check whose query fails (a root table without its cursor
+    column) fails the step, naming it, and the other checks still report."""
+    database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
+    with duckdb.connect(database) as connection:
+        connection.execute("CREATE SCHEMA dixa; CREATE TABLE dixa.conversation_export (id BIGINT)")
+    with DagsterInstance.ephemeral() as instance:
+        result = check_only_in_process("2024-03-01", instance)
+    assert not result.success
+    names = {evaluation.check_name for evaluation in result.get_asset_check_evaluations()}
+    assert names == {
+        "no_duplicate_ids",
+        "loaded_rows_inside_partition_window",
+        "no_duplicate_child_rows",
+        "no_orphan_child_rows",
+    }
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    error = failure.step_failure_data.error
+    assert "Checks that raised instead of reporting: no_null_id_or_updated_at" in str(error)
