@@ -323,20 +323,23 @@ def run_checks(
     bodies: dict[str, CheckBody],
 ) -> Iterator[AssetCheckResult]:
     """Each check's result, in order, on one connection; a check that raises fails the step
-    after the others have reported (as a step of its own did)."""
+    after the others have reported (as a step of its own did).
+
+    The results are reported once the destination is let go: Dagster writes an event for each.
+    """
     key = asset_key(endpoint)
+    results: list[AssetCheckResult] = []
     failed: list[str] = []
     first_error: Exception | None = None
     with checking(context, config, endpoint, list(bodies)) as run:
         for name, body in bodies.items():
             try:
-                result = body(run)
+                results.append(body(run)._replace(asset_key=key, check_name=name))
             except Exception as error:
                 context.log.error(f"Check {name} raised {type(error).__name__}: {error}")
                 failed.append(name)
                 first_error = first_error or error
-                continue
-            yield result._replace(asset_key=key, check_name=name)
+    yield from results
     if first_error is not None:
         message = f"Checks that raised instead of reporting: {', '.join(failed)}"
         raise CheckError(message) from first_error

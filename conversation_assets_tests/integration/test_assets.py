@@ -3,17 +3,21 @@
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 from dagster import DagsterInstance, Definitions, TimeWindow
 
-from conversation_assets.definitions import build_definitions
+from conversation_assets.definitions import build_definitions, defs
 from conversation_assets.defs.assets import ASSET_KEY, MESSAGES_ASSET_KEY
 from conversation_assets.defs.checks import DATA_QUALITY_CHECKS
 from conversation_assets.defs.partitions import monthly_partitions, partition_window
 from conversation_assets.dixa.windows import to_ms
 from conversation_assets_tests.conftest import TOKEN
 from conversation_assets_tests.support.helpers import month_window, query, table_counts
-from conversation_assets_tests.support.materialize import materialize_in_process
+from conversation_assets_tests.support.materialize import (
+    check_only_in_process,
+    materialize_in_process,
+)
 from dixa_sandbox import SandboxServer
 
 
@@ -35,6 +39,17 @@ def test_definitions_load_with_the_asset_checks_and_schedule() -> None:
         "no_orphan_child_rows",
     } <= check_names
     assert build_definitions().resolve_schedule_def("daily_dixa_export")
+
+
+def test_the_definitions_are_built_once_a_process_and_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dagster loads the code location several times a run: one build serves them all, and a
+    changed setting gets definitions of its own."""
+    first = defs()
+    assert defs() is first
+    monkeypatch.setenv("DIXA_FRESHNESS_FAIL_HOURS", "100")
+    assert defs() is not first
 
 
 def test_definitions_load_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,6 +111,10 @@ def test_materializing_a_partition_loads_exactly_its_window_and_is_idempotent(
 
         checks = result.get_asset_check_evaluations()
         assert len(checks) == len(DATA_QUALITY_CHECKS) and all(check.passed for check in checks)
+        steps = {event.step_key for event in result.all_events if event.is_step_success}
+        assert steps == {"dixa_conversation_export", "dixa_conversation_export_checks"}, (
+            "the checks of the asset run as one step"
+        )
 
         again = materialize_in_process("2024-03-01", instance)
         assert again.success
@@ -148,3 +167,26 @@ def test_a_month_without_conversations_on_a_new_destination_succeeds(
         result = materialize_in_process("2024-07-01", instance)  # after the sandbox's clock: empty
     assert result.success
     assert all(check.passed for check in result.get_asset_check_evaluations())
+
+
+def test_a_check_that_raises_fails_the_step_after_the_others_report(
+    dixa_env: dict[str, str],
+) -> None:
+    """The checks share one step: a check whose query fails (a root table without its cursor
+    column) fails the step, naming it, and the other checks still report."""
+    database = dixa_env["DESTINATION__DUCKDB__CREDENTIALS"]
+    with duckdb.connect(database) as connection:
+        connection.execute("CREATE SCHEMA dixa; CREATE TABLE dixa.conversation_export (id BIGINT)")
+    with DagsterInstance.ephemeral() as instance:
+        result = check_only_in_process("2024-03-01", instance)
+    assert not result.success
+    names = {evaluation.check_name for evaluation in result.get_asset_check_evaluations()}
+    assert names == {
+        "no_duplicate_ids",
+        "loaded_rows_inside_partition_window",
+        "no_duplicate_child_rows",
+        "no_orphan_child_rows",
+    }
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    error = failure.step_failure_data.error
+    assert "Checks that raised instead of reporting: no_null_id_or_updated_at" in str(error)
