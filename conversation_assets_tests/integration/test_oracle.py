@@ -11,7 +11,6 @@ and loaded partition by partition, in random order with re-runs, on both load pa
 
 from __future__ import annotations
 
-import os
 import tempfile
 import traceback
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from typing import Any
 import duckdb
 import pytest
 from dagster import DagsterInstance
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 
 from conversation_assets import load
 from conversation_assets.config import Config
@@ -31,6 +30,7 @@ from conversation_assets.dixa.windows import to_ms
 from conversation_assets_tests.conftest import NOW, TOKEN
 from conversation_assets_tests.support import oracle
 from conversation_assets_tests.support.helpers import month_window
+from conversation_assets_tests.support.hypothesis_profiles import load_profile
 from conversation_assets_tests.support.materialize import materialize_in_process
 from conversation_assets_tests.support.oracle_scenarios import (
     ISSUE_CASES,
@@ -46,24 +46,9 @@ from conversation_assets_tests.support.oracle_scenarios import (
 )
 from dixa_sandbox import SandboxServer, ScriptedData
 
-NO_SHRINKING = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
-_COMMON = {
-    "deadline": None,
-    "print_blob": True,
-    "suppress_health_check": [
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.function_scoped_fixture,
-    ],
-}
-settings.register_profile("default", max_examples=8, **_COMMON)
-# CI: the same examples, no shrinking (a failure costs minutes of shrinking there; the printed
-# blob or seed reproduces it locally, where the default profile shrinks it).
-settings.register_profile("ci", max_examples=8, phases=NO_SHRINKING, **_COMMON)
-settings.register_profile("long", max_examples=2_000, **_COMMON)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+PROFILE = load_profile()  # default / ci / long: support/hypothesis_profiles.py
 #: Dagster and Postgres examples are slower: a fraction of the profile's examples.
-FEW = max(2, settings.default.max_examples // 6)
+FEW = max(2, PROFILE.max_examples // 6)
 
 #: The Arrow path is known not to pass the oracle (README, "Two load paths"), which is why it is
 #: not the default: its child tables are tables of their own (a `_dlt_deleted` column, merges in
@@ -115,8 +100,8 @@ def pipeline_runner(workdir: Path) -> RunPartition:
 
     def run(month: str, number: int) -> str | None:
         try:
-            settings = Config.from_env()
-            load.load_window(settings, month_window(month), workdir / f"run-{number}")
+            config = Config.from_env()
+            load.load_window(config, month_window(month), workdir / f"run-{number}")
         except Exception as error:
             return error_text(error)
         return None

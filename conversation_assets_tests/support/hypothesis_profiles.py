@@ -2,8 +2,7 @@
 
 ``default``: 8 generated examples a test, a failure shrunk to the smallest scenario; ``ci``: the
 same examples without shrinking (a failure costs minutes of shrinking there; the printed blob
-reproduces it locally); ``long``: 2,000. The same profiles as ``integration/test_oracle.py``
-registers (registering one twice with the same settings changes nothing).
+reproduces it locally); ``long``: 2,000.
 """
 
 from __future__ import annotations

@@ -37,8 +37,7 @@ from conversation_assets_tests.support.oracle_scenarios import (
     OracleFailure,
     RunPartition,
     bucket,
-    edges,
-    requests_per_run,
+    scenario_frame,
 )
 from dixa_sandbox import SandboxServer, ScriptedData, Update
 
@@ -139,16 +138,7 @@ BODY = st.fixed_dictionaries(
 @st.composite
 def message_scenarios(draw: st.DrawFn, max_ids: int = 6, max_runs: int = 3) -> MessageScenario:
     """Histories of up to ``max_ids`` messages, loaded by up to ``max_runs`` runs first."""
-    batch_size = draw(st.integers(1, 31))
-    bounds = draw(st.sampled_from(["exclusive", "inclusive"]))
-    on_edges = st.builds(
-        lambda edge, offset: edge + offset,
-        st.sampled_from(edges(batch_size)),
-        st.sampled_from([-1, 0, 1]),
-    )
-    instants = st.one_of(on_edges, st.integers(START_MS - 2, END_MS + 1))
-    runs = draw(st.lists(st.sampled_from(MONTHS), min_size=1, max_size=max_runs))
-    total_requests = sum(requests_per_run(month, batch_size) for month in runs)
+    batch_size, bounds, instants, runs, total_requests = scenario_frame(draw, max_runs)
     initial: list[Record] = []
     updates: list[Update] = []
     for number in range(draw(st.integers(1, max_ids))):

@@ -128,9 +128,12 @@ BODY = st.fixed_dictionaries(
 )
 
 
-@st.composite
-def scenarios(draw: st.DrawFn, max_ids: int = 5, max_runs: int = 3) -> Scenario:
-    """Histories of up to ``max_ids`` conversations, loaded by up to ``max_runs`` runs first."""
+def scenario_frame(
+    draw: st.DrawFn, max_runs: int
+) -> tuple[int, str, st.SearchStrategy[int], list[str], int]:
+    """What every generated history draws first: a batch size, the API's bound semantics,
+    instants (on request edges +-1 ms, or anywhere around the loaded months), the months the
+    runs load, and how many requests those runs make."""
     batch_size = draw(st.integers(1, 31))
     bounds = draw(st.sampled_from(["exclusive", "inclusive"]))
     on_edges = st.builds(
@@ -141,6 +144,13 @@ def scenarios(draw: st.DrawFn, max_ids: int = 5, max_runs: int = 3) -> Scenario:
     instants = st.one_of(on_edges, st.integers(START_MS - 2, END_MS + 1))
     runs = draw(st.lists(st.sampled_from(MONTHS), min_size=1, max_size=max_runs))
     total_requests = sum(requests_per_run(month, batch_size) for month in runs)
+    return batch_size, bounds, instants, runs, total_requests
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, max_ids: int = 5, max_runs: int = 3) -> Scenario:
+    """Histories of up to ``max_ids`` conversations, loaded by up to ``max_runs`` runs first."""
+    batch_size, bounds, instants, runs, total_requests = scenario_frame(draw, max_runs)
     initial: list[Record] = []
     updates: list[Update] = []
     versions: list[Record] = []
