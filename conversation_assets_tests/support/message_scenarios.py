@@ -37,6 +37,7 @@ from conversation_assets_tests.support.oracle_scenarios import (
     OracleFailure,
     RunPartition,
     bucket,
+    raise_findings,
     scenario_frame,
 )
 from dixa_sandbox import SandboxServer, ScriptedData, Update
@@ -254,7 +255,9 @@ def run_message_scenario(
                 elif in_its_request and pair[1] in window:
                     loaded_versions[pair] = by_version[pair]
         findings += judge(oracle.keyed(after), newest(list(loaded_versions.values())))
-        _raise(findings, scenario, f"run {number + 1} ({month}{', final pass' if final else ''})")
+        raise_findings(
+            findings, scenario, f"run {number + 1} ({month}{', final pass' if final else ''})"
+        )
     final = newest(data.messages)
     loaded = oracle.keyed(message_tables(oracle.read_raw(fetch)))
     findings = judge(loaded, final)
@@ -264,18 +267,8 @@ def run_message_scenario(
         findings.append(Finding("the case did not happen", "*", f"never served twice: {missed}"))
     if missed := set(scenario.served_outside) - outside:
         findings.append(Finding("the case did not happen", "*", f"never served outside: {missed}"))
-    _raise(findings, scenario, "after the final pass")
+    raise_findings(findings, scenario, "after the final pass")
     return len(plan)
-
-
-def _raise(findings: list[Finding], scenario: MessageScenario, when: str) -> None:
-    if findings:
-        kinds = sorted({finding.kind for finding in findings})
-        listed = "\n".join(f"  {finding}" for finding in findings[:40])
-        raise OracleFailure(
-            f"{when}: {len(findings)} finding(s) of class {kinds}\n{listed}\n"
-            f"scenario:\n{scenario.timeline()}"
-        )
 
 
 # -- hand-made cases, run first every time ------------------------------------------------------

@@ -294,7 +294,9 @@ def run_scenario(
             if final:
                 failed[month] = error
         findings += consistent(oracle.keyed(after), by_version, served())
-        _raise(findings, scenario, f"run {number + 1} ({month}{', final pass' if final else ''})")
+        raise_findings(
+            findings, scenario, f"run {number + 1} ({month}{', final pass' if final else ''})"
+        )
     final_versions = oracle.newest_versions(data.records, START_MS, END_MS)
     skipped = {r["id"] for r in final_versions if MONTHS[bucket(r["updated_at"])] in failed}
     loaded = oracle.keyed(oracle.read_raw(fetch))
@@ -304,7 +306,7 @@ def run_scenario(
     if not failed:
         ever = [by_version[pair] for pair in served() if pair in by_version]
         findings += oracle.compare_columns(loaded, oracle.column_bounds(final_versions, ever))
-    _raise(findings, scenario, "after the final pass")
+    raise_findings(findings, scenario, "after the final pass")
     return len(plan)
 
 
@@ -332,7 +334,8 @@ def _gist(error: str) -> str:
     return "\n".join(line[:300] for line in said)
 
 
-def _raise(findings: list[Finding], scenario: Scenario, when: str) -> None:
+def raise_findings(findings: list[Finding], scenario: Any, when: str) -> None:
+    """Fail with the findings and the scenario's timeline (any scenario with ``timeline()``)."""
     if findings:
         kinds = sorted({finding.kind for finding in findings})
         listed = "\n".join(f"  {finding}" for finding in findings[:40])
