@@ -58,6 +58,7 @@ class BackfillOutcome:
 
     launched_at: float  # epoch seconds, just before `dagster job backfill`
     records: list[Any]  # the backfill's RunRecords
+    steps: list[tuple[str, str, float, float]]  # (run id, step key, start, end) of each step
     other_runs: list[str]  # job names of runs launched meanwhile that are not the backfill's
     peak_rss_bytes: int
     killed: bool
@@ -94,6 +95,29 @@ def wait_for_runs(
         time.sleep(1.0)
 
 
+def step_intervals(instance: Any, run_ids: Sequence[str]) -> list[tuple[str, str, float, float]]:
+    """(run id, step key, start, end) of every finished step of the runs, from their event logs:
+    the partition's own work (the asset step, then its checks), without the run's start-up."""
+    from dagster import DagsterEventType
+
+    kinds = {
+        DagsterEventType.STEP_START,
+        DagsterEventType.STEP_SUCCESS,
+        DagsterEventType.STEP_FAILURE,
+    }
+    intervals = []
+    for run_id in run_ids:
+        started: dict[str, float] = {}
+        for entry in instance.all_logs(run_id, of_type=kinds):
+            if entry.dagster_event_type == DagsterEventType.STEP_START:
+                started[entry.step_key] = entry.timestamp
+            elif entry.step_key in started:
+                intervals.append(
+                    (run_id, entry.step_key, started.pop(entry.step_key), entry.timestamp)
+                )
+    return intervals
+
+
 def run_backfill(
     env: dict[str, str], workdir: Path, keys: Sequence[str], args: argparse.Namespace
 ) -> BackfillOutcome:
@@ -126,6 +150,7 @@ def run_backfill(
         backfill_id = backfills[0].backfill_id
         print(f"  backfill {backfill_id} launched", flush=True)
         records = wait_for_runs(instance, backfill_id, len(keys), args.timeout, watch)
+        steps = step_intervals(instance, [record.dagster_run.run_id for record in records])
         others = [
             record.dagster_run.job_name
             for record in instance.get_run_records()
@@ -136,7 +161,7 @@ def run_backfill(
         watch.stop()
         deployment.stop()
         instance.dispose()
-    return BackfillOutcome(launched_at, records, others, watch.peak_bytes, watch.killed)
+    return BackfillOutcome(launched_at, records, steps, others, watch.peak_bytes, watch.killed)
 
 
 def run_timeline(intervals: Sequence[tuple[float, float]]) -> dict[str, Any]:
@@ -195,6 +220,16 @@ def backfill_summary(
     total = max(end for _, end in timed) - outcome.launched_at if timed else None
     run_sum = sum(end - start for start, end in timed) if timed else None
     timeline = run_timeline(timed)
+    # A partition's own work: from its run's first step start to its last step end.
+    work: dict[str, tuple[float, float]] = {}
+    for run_id, _, start, end in outcome.steps:
+        first, last = work.get(run_id, (start, end))
+        work[run_id] = (min(first, start), max(last, end))
+    steps = list(work.values())
+    step_timeline = run_timeline(steps)
+    asset_steps = run_timeline(
+        [(start, end) for _, key, start, end in outcome.steps if not key.endswith("_checks")]
+    )
     problems = [
         f"run {r['run_id']} for {r['partition']}: {r['status']}"
         for r in runs
@@ -204,9 +239,9 @@ def backfill_summary(
         problems.append(f"only {len(runs)} of {len(expected)} runs were launched")
     if outcome.killed:
         problems.append("killed: the daemon's tree went over the memory limit")
-    if timeline["max_concurrent_runs"] > pool:
+    if asset_steps["max_concurrent_runs"] > pool:
         problems.append(
-            f"up to {timeline['max_concurrent_runs']} backfill runs ran at once, although the "
+            f"up to {asset_steps['max_concurrent_runs']} asset steps ran at once, although the "
             f"instance's pool limit is {pool}"
         )
     conversations = sum(expected.values())
@@ -224,6 +259,15 @@ def backfill_summary(
         "overhead_seconds_per_partition": (
             None if total is None or run_sum is None else round((total - run_sum) / partitions, 1)
         ),
+        # The partitions' own work (asset step, then checks) and the time between them.
+        "step_busy_seconds": step_timeline["busy_seconds"],
+        "idle_seconds_per_partition": (
+            None
+            if total is None or not steps
+            else round((total - step_timeline["busy_seconds"]) / partitions, 2)
+        ),
+        "median_step_gap_seconds": step_timeline["median_gap_seconds"],
+        "max_concurrent_asset_steps": asset_steps["max_concurrent_runs"],
         "first_run_started_after_seconds": (
             round(min(start for start, _ in timed) - outcome.launched_at, 1) if timed else None
         ),
@@ -267,7 +311,7 @@ def backfill_with_pool(
     logs = scratch / f"sandbox-pool-{pool}"
     with Sandbox(per_day, BACKFILL_NOW, cache_dir, logs, extra_args=latency_args(args)) as sandbox:
         database = workdir / "conversations.duckdb"
-        home = dagster_home(workdir)
+        home = dagster_home(workdir, config=args.instance_config)
         env = clean_env(
             workdir,
             DAGSTER_HOME=str(home),

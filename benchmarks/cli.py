@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="--backfill: export requests a minute the sandbox allows (default 0: no limit)",
     )
+    parser.add_argument(
+        "--instance-config",
+        type=Path,
+        default=None,
+        help="--backfill: the Dagster instance's dagster.yaml (default deploy/dagster.local.yaml)",
+    )
     return parser  # fmt: skip
 
 

@@ -38,12 +38,14 @@ def clean_env(workdir: Path, **extra: str) -> dict[str, str]:
     return {**env, "TMPDIR": str(tmp), **extra}
 
 
-def dagster_home(workdir: Path, create_storage: bool = True) -> Path:
-    """``workdir/dagster_home`` with the project's local instance config; its SQLite storage
-    created (untimed) unless ``create_storage`` is false (``--fresh-instance``)."""
+def dagster_home(workdir: Path, create_storage: bool = True, config: Path | None = None) -> Path:
+    """``workdir/dagster_home`` with ``config`` (default: the project's local instance
+    config); its SQLite storage created (untimed) unless ``create_storage`` is false
+    (``--fresh-instance``)."""
+    config = config or LOCAL_INSTANCE_CONFIG
     if create_storage:
-        return make_dagster_home(workdir)
+        return make_dagster_home(workdir, config)
     home = workdir / "dagster_home"
     home.mkdir()
-    shutil.copy(LOCAL_INSTANCE_CONFIG, home / "dagster.yaml")
+    shutil.copy(config, home / "dagster.yaml")
     return home

@@ -223,9 +223,10 @@ def backfill_markdown(meta: dict[str, Any], summaries: Sequence[dict[str, Any]])
         f"{meta['requests_per_backfill']} requests.",
         "",
         "| pool | partitions | conversations | total wall s | vs first | sum of run s "
-        "| overhead s/partition | first run after s | median gap s | most runs at once "
+        "| overhead s/partition | idle s/partition | first run after s | median gap s "
+        "| median step gap s | most runs at once | most asset steps at once "
         "| requests (429) | peak RSS MB | rows ok? |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in summaries:
         rows = "yes" if s["rows_ok"] and not s["problems"] else f"**NO: {s['rows']}**"
@@ -237,9 +238,11 @@ def backfill_markdown(meta: dict[str, Any], summaries: Sequence[dict[str, Any]])
         lines.append(
             f"| {s['pool']} | {s['partitions']} | {s['conversations']:,} "
             f"| {s['total_wall_seconds']} | {speedup} | {s['sum_run_seconds']} "
-            f"| {s['overhead_seconds_per_partition']} "
+            f"| {s['overhead_seconds_per_partition']} | {s.get('idle_seconds_per_partition')} "
             f"| {s['first_run_started_after_seconds']} | {s['median_gap_seconds']} "
-            f"| {s['max_concurrent_runs']} | {s['requests']} ({s['refused_429']}) "
+            f"| {s.get('median_step_gap_seconds')} "
+            f"| {s['max_concurrent_runs']} | {s.get('max_concurrent_asset_steps')} "
+            f"| {s['requests']} ({s['refused_429']}) "
             f"| {s['peak_rss_mb']:,} | {rows} |"
         )
     lines += [
@@ -247,8 +250,12 @@ def backfill_markdown(meta: dict[str, Any], summaries: Sequence[dict[str, Any]])
         "Total wall = from launching `dagster job backfill` to the end of the last run; vs first "
         "= the first pool's total wall / this one's; sum of run s = the runs' own start-to-end "
         "times from their run records; overhead = (total wall - sum of run s) / partitions, "
-        "meaningful only when the runs did not overlap (most runs at once = 1); median gap = "
-        "from the end of one run to the start of the next where no run was running; requests "
+        "meaningful only when the runs did not overlap (most runs at once = 1); idle = (total "
+        "wall - the time at least one partition's work, from its asset step's start to its "
+        "check step's end, was going on) / partitions: what the backfill costs beyond the "
+        "partitions' own work, whether or not runs overlap; median gap = from the end of one "
+        "run to the start of the next where no run was running (step gap: the same for the "
+        "partitions' work); most asset steps at once must not pass the pool limit; requests "
         "= export requests the sandbox answered (429: refused by its rate limit); peak RSS = "
         "the daemon's whole process tree (code server and run workers included). Rows ok = "
         "the root table holds each expected id once and every table has the same row count "
