@@ -25,6 +25,7 @@ from pathlib import Path
 
 from benchmarks.backfill import backfill_benchmark
 from benchmarks.contenders import CONTENDERS
+from benchmarks.environment import CONTENDER_ENV
 from benchmarks.settings import DEFAULT_OUT
 from benchmarks.single_window import single_window_benchmark
 from conversation_assets.dixa.endpoints import CONVERSATION_EXPORT, ENDPOINTS
@@ -139,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="project_dagster: time the first run on a new DAGSTER_HOME (storage created in it)",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable for every contender, after the caller's are stripped (repeatable; "
+        "e.g. NORMALIZE__WORKERS=1 to compare a setting in the same session)",
+    )
+    parser.add_argument(
         "--pools",
         type=parse_sizes,
         default=[1],
@@ -171,11 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser  # fmt: skip
 
 
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` options as a dict; a malformed one stops the benchmark naming it."""
+    assignments = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--set takes NAME=VALUE, got {item!r}")
+        assignments[name] = value
+    return assignments
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the options and run the chosen benchmark."""
     args = build_parser().parse_args(argv)
     if args.repeat < 1:
         raise SystemExit("--repeat must be at least 1")
+    CONTENDER_ENV.update(parse_assignments(args.set))
     raw_argv = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "-m", "benchmarks", *raw_argv])
     if args.backfill:

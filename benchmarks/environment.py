@@ -26,8 +26,13 @@ STRIPPED_ENV_PREFIXES = (
 )
 
 
+#: ``--set NAME=VALUE``: variables every contender gets (a setting compared in one session).
+CONTENDER_ENV: dict[str, str] = {}
+
+
 def clean_env(workdir: Path, **extra: str) -> dict[str, str]:
-    """The caller's environment without settings that would change a contender, plus ``extra``."""
+    """The caller's environment without settings that would change a contender, plus ``extra``
+    and ``--set``'s variables."""
     env = {
         name: value
         for name, value in os.environ.items()
@@ -35,7 +40,7 @@ def clean_env(workdir: Path, **extra: str) -> dict[str, str]:
     }
     tmp = workdir / "tmp"
     tmp.mkdir(exist_ok=True)
-    return {**env, "TMPDIR": str(tmp), **extra}
+    return {**env, "TMPDIR": str(tmp), **extra, **CONTENDER_ENV}
 
 
 def dagster_home(workdir: Path, create_storage: bool = True, config: Path | None = None) -> Path:

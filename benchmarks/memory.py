@@ -1,7 +1,9 @@
 """Peak memory of a process tree: the RSS of a process, its descendants and its session.
 
-A thread samples ``/proc`` every 50 ms and kills the tree when it passes a limit. A sum of RSS
-counts pages shared between processes once per process.
+A thread samples ``/proc`` every 50 ms and kills the tree when it passes a limit (on RSS). A sum
+of RSS counts pages shared between processes once per process (a forked worker's pages shared
+copy-on-write with its parent count twice); the tree's PSS (``/proc/PID/smaps_rollup``: each
+shared page divided among the processes that map it) counts them once, so both are kept.
 """
 
 from __future__ import annotations
@@ -49,6 +51,18 @@ def read_proc_stats() -> list[ProcStat]:
     return stats
 
 
+def pss_bytes(pid: int) -> int:
+    """The process's proportional set size (``Pss:`` of ``/proc/PID/smaps_rollup``), or 0."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def tree_members(root: int, stats: Sequence[ProcStat]) -> list[ProcStat]:
     """``root`` and its descendants, plus anything left in its session (a re-parented orphan)."""
     children: dict[int, list[ProcStat]] = {}
@@ -84,6 +98,8 @@ class TreeWatch(threading.Thread):
         self.limit_bytes = limit_bytes
         self.interval = interval
         self.peak_bytes = 0
+        #: The highest sum of PSS over the tree (a shared page counted once in all).
+        self.peak_pss_bytes = 0
         self.peak_processes = 0
         #: ``name:MB`` of each process at the peak: a short-lived fork shows up here.
         self.peak_members: list[str] = []
@@ -102,6 +118,7 @@ class TreeWatch(threading.Thread):
         """One reading of the tree; kill it when it is over the limit."""
         members = tree_members(self.root, read_proc_stats())
         total = sum(stat.rss_bytes for stat in members)
+        self.peak_pss_bytes = max(self.peak_pss_bytes, sum(pss_bytes(m.pid) for m in members))
         self.samples += 1
         if total > self.peak_bytes:
             self.peak_bytes, self.peak_processes = total, len(members)

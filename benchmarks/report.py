@@ -33,6 +33,7 @@ class Summary:
     median_cpu_seconds: float | None = None
     records_per_second: float | None = None
     peak_rss_mb: float | None = None
+    peak_pss_mb: float | None = None
     ratio_vs_baseline: float | None = None
     ratio_vs_floor: float | None = None
     rows_ok: bool | None = None
@@ -67,6 +68,9 @@ def summarize(results: Sequence[RunResult], cases: dict[int, Case]) -> list[Summ
         peaks = [r.peak_rss_bytes for r in runs if r.peak_rss_bytes]
         if peaks:
             summary.peak_rss_mb = round(max(peaks) / MB)
+        pss = [r.peak_pss_bytes for r in runs if r.peak_pss_bytes]
+        if pss:
+            summary.peak_pss_mb = round(max(pss) / MB)
         if ok:
             summary.rows_ok = all(r.rows_ok for r in ok)
             summary.rows_seen = [r.rows for r in ok]
@@ -113,6 +117,7 @@ def table_columns(noun: str = "conversations") -> tuple[tuple[str, str], ...]:
         ("CPU s", "---:"),
         (f"{noun}/s", "---:"),
         ("peak RSS MB", "---:"),
+        ("peak PSS MB", "---:"),
         (f"s vs {BASELINE}", "---:"),
         ("x floor", "---:"),
         ("rows ok?", "---"),
@@ -125,8 +130,10 @@ TABLE_COLUMNS = table_columns()
 def table_cells(s: Summary) -> list[str]:
     """One row of the table; a contender with no successful run shows why in ``median s``."""
     peak = "" if s.peak_rss_mb is None else f"{s.peak_rss_mb:,.0f}"
+    pss = "" if s.peak_pss_mb is None else f"{s.peak_pss_mb:,.0f}"
     if s.median_seconds is None:
-        return [f"{s.size:,}", s.contender, s.status, "", "", "", "", peak, "", "", rows_cell(s)]
+        cells = [f"{s.size:,}", s.contender, s.status, "", "", "", "", peak, pss, "", ""]
+        return [*cells, rows_cell(s)]
     assert s.min_seconds is not None and s.max_seconds is not None
     inner = "" if s.median_inner_seconds is None else f"{s.median_inner_seconds:.1f}"
     cpu = "" if s.median_cpu_seconds is None else f"{s.median_cpu_seconds:.1f}"
@@ -142,6 +149,7 @@ def table_cells(s: Summary) -> list[str]:
         cpu,
         f"{s.records_per_second:,.0f}",
         peak,
+        pss,
         ratio,
         floor,
         rows,
@@ -179,7 +187,9 @@ def report_markdown(
         "CPU s = user + system CPU seconds of the contender's processes (median; on a busy "
         "machine wall seconds grow with others' load, CPU seconds much less); "
         f"{noun}/s = {noun} / median s; peak RSS = the highest sum of RSS over "
-        "the contender's process tree (sampled every 50 ms) in any run; "
+        "the contender's process tree (sampled every 50 ms) in any run (shared pages counted "
+        "once per process); peak PSS = the same for PSS (a page shared by n processes counted "
+        "1/n in each: forked workers' shared pages once in all); "
         f"s vs {BASELINE} = median s / {BASELINE}'s median s; x floor = median s / "
         f"{FLOOR}'s median s in the same run.",
         "",

@@ -55,6 +55,8 @@ class RunResult:
     #: seconds grow with others' load, the CPU seconds much less.
     cpu_seconds: float | None = None
     peak_rss_bytes: int | None = None
+    #: The highest sum of PSS over the tree: pages shared by forked processes counted once.
+    peak_pss_bytes: int | None = None
     peak_members: list[str] = field(default_factory=list)
     peak_processes: int | None = None
     samples: int | None = None
@@ -130,6 +132,7 @@ def run_one(
         result.seconds, result.cpu_seconds = round(seconds, 3), round(cpu, 2)
         result.peak_rss_bytes, result.peak_processes = watch.peak_bytes, watch.peak_processes
         result.peak_members = watch.peak_members
+        result.peak_pss_bytes = watch.peak_pss_bytes
         result.samples, result.returncode = watch.samples, returncode
         result.requests = served.requests
         result.same_body = served.requests > 0 and all(
@@ -219,7 +222,8 @@ def run_sizes(args: argparse.Namespace, scratch: Path) -> tuple[dict[int, Case],
 
 def print_result(result: RunResult) -> None:
     """One progress line per run."""
-    peak = f"{(result.peak_rss_bytes or 0) / MB:,.0f} MB"
+    rss, pss = (result.peak_rss_bytes or 0) / MB, (result.peak_pss_bytes or 0) / MB
+    peak = f"{rss:,.0f} MB (PSS {pss:,.0f})"
     rows = "" if result.rows is None else f", rows {result.rows:,}/{result.expected_rows:,}"
     mark = "" if result.rows_ok in (True, None) else "  <<< ROW COUNT MISMATCH"
     status = result.status if not result.reason else f"{result.status} ({result.reason})"
