@@ -21,19 +21,21 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 CONTENDERS = ("project_pipeline", "duckdb_floor")
 
 
-@pytest.mark.timeout(600)
-def test_benchmark_smoke_run_writes_table_and_json(tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        *("-m", "benchmarks"),
-        *("--sizes", "2000", "--repeat", "1"),
-        *("--contenders", ",".join(CONTENDERS)),
-        *("--out", str(tmp_path)),
-    ]
+def run_benchmark(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks <options> --out <out>`` in the project folder; it must exit 0."""
+    command = [sys.executable, "-m", "benchmarks", *options, "--out", str(out)]
     done = subprocess.run(
         command, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=540, check=False
     )
     assert done.returncode == 0, f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
+    return done
+
+
+@pytest.mark.timeout(600)
+def test_benchmark_smoke_run_writes_table_and_json(tmp_path: Path) -> None:
+    done = run_benchmark(
+        tmp_path, "--sizes", "2000", "--repeat", "1", "--contenders", ",".join(CONTENDERS)
+    )
 
     table = (tmp_path / "latest.md").read_text()
     for contender in CONTENDERS:
@@ -63,17 +65,11 @@ def test_benchmark_smoke_run_of_messages(tmp_path: Path) -> None:
     """``--endpoint message_export``: the project's pipeline and the floor load the messages the
     sandbox has in the window, from the message answer; the Arrow contender is skipped."""
     contenders = ("project_pipeline", "project_pipeline_arrow", "duckdb_floor")
-    command = [
-        sys.executable,
-        *("-m", "benchmarks", "--endpoint", "message_export"),
-        *("--sizes", "3000", "--repeat", "1"),
+    run_benchmark(
+        tmp_path,
+        *("--endpoint", "message_export", "--sizes", "3000", "--repeat", "1"),
         *("--contenders", ",".join(contenders)),
-        *("--out", str(tmp_path)),
-    ]
-    done = subprocess.run(
-        command, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=540, check=False
     )
-    assert done.returncode == 0, f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
 
     table = (tmp_path / "latest.md").read_text()
     assert "(message_export)" in table and "| messages/s |" in table
